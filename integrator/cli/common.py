@@ -1,0 +1,66 @@
+"""Shared pieces of the CLI: the root group, config loading, error mapping, output helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from integrator.config import Config, load_config
+from integrator.errors import IntegratorError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Path to integrator.toml (default: $INTEGRATOR_CONFIG, then ./integrator.toml).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """The singleton integrator: the only writer of main."""
+    ctx.obj = {"config_path": config_path}
+
+
+def get_config(ctx: click.Context) -> Config:
+    root = ctx.find_root()
+    cached = root.obj.get("config")
+    if cached is None:
+        cached = load_config(root.obj.get("config_path"))
+        root.obj["config"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def fail(message: str, status: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
+    """Map core errors to a one-line message and the error's exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except IntegratorError as err:
+            fail(err.message, err.exit_status)
+            raise AssertionError("unreachable") from None
+
+    return wrapper
+
+
+def run_async(coro: Awaitable[T]) -> T:
+    async def _wrap() -> T:
+        return await coro
+
+    return asyncio.run(_wrap())
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))

@@ -1,0 +1,189 @@
+"""Configuration: one TOML file (``integrator.toml``) plus ``INTEGRATOR_*`` environment overrides.
+
+The Discord token is never read from or written to the file: it comes from ``DISCORD_TOKEN`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from integrator.errors import ConfigError
+
+CONFIG_ENV = "INTEGRATOR_CONFIG"
+DEFAULT_CONFIG_NAME = "integrator.toml"
+
+Mode = Literal["shadow", "cutover"]
+
+
+class GateConfig(BaseModel):
+    """The parity gate that must pass before cutover (DESIGN §10 defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_decided: int = Field(default=20, ge=0)
+    min_agreement: float = Field(default=0.95, ge=0.0, le=1.0)
+
+
+class RollbackConfig(BaseModel):
+    """Automatic rollback triggers (DESIGN §10)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    on_stall: bool = True
+    infra_failure_limit: int = Field(default=3, ge=1)
+
+
+class AgentConfig(BaseModel):
+    """One agent the Discord session launcher can start."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    command: list[str] = Field(min_length=1)
+    enabled: bool = True
+
+
+class DiscordConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    guild_id: int | None = None
+    channel_id: int | None = None
+    admin_role: str = "integrator-admin"
+    agents: list[AgentConfig] = Field(default_factory=list)
+
+
+class Config(BaseSettings):
+    """Everything the integrator and the bot need to know; paths are absolute after loading."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INTEGRATOR_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    repo: Path
+    remote: str = "origin"
+    main_branch: str = "main"
+    db: Path = Path("integrator.db")
+    todos_dir: Path = Path("todos")
+    state_dir: Path = Path(".integrator")
+    mode: Mode = "shadow"
+    merge_strategy: Literal["merge", "squash"] = "merge"
+    branch_policy: Literal["tip", "ancestor"] = "tip"
+    verify_command: list[str] | None = None
+    verify_timeout_s: float = Field(default=1800.0, gt=0)
+    git_timeout_s: float = Field(default=120.0, gt=0)
+    lease_ttl_s: float = Field(default=120.0, gt=0)
+    lease_renew_s: float = Field(default=30.0, gt=0)
+    stall_limit_s: float = Field(default=3600.0, gt=0)
+    push_retries: int = Field(default=3, ge=0)
+    idle_check_s: float = Field(default=30.0, gt=0)
+    credential_file: Path = Path("integrator.credential")
+    gate: GateConfig = Field(default_factory=GateConfig)
+    rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
+    # Set from the environment only (DISCORD_TOKEN); excluded from the file and from every dump.
+    discord_token: SecretStr | None = Field(default=None, exclude=True)
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("verify_command", mode="before")
+    @classmethod
+    def _split_verify(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return shlex.split(value) or None
+        return value
+
+    @field_validator("remote", "main_branch")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        from integrator.events import check_branch_name
+
+        return check_branch_name(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first so it overrides the file's values (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    def file_dict(self) -> dict[str, Any]:
+        """What ``init`` writes: paths relative to the config file where possible, no secrets."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        base = self.config_path.parent if self.config_path else None
+        for key in ("repo", "db", "todos_dir", "state_dir", "credential_file"):
+            path = Path(data[key])
+            if base is not None and path.is_absolute():
+                try:
+                    data[key] = str(path.relative_to(base))
+                except ValueError:
+                    data[key] = str(path)
+        return data
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config PATH``, then ``$INTEGRATOR_CONFIG``, then ``./integrator.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def _format_errors(err: ValidationError, where: str) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        parts.append(f"{key}: {e['msg']}{shown}")
+    return f"{where}: " + "; ".join(parts)
+
+
+def build_config(data: dict[str, Any], config_path: Path | None) -> Config:
+    """Validate ``data`` (file contents) with environment overrides; resolve relative paths."""
+    token = os.environ.get("DISCORD_TOKEN") or None
+    if "discord_token" in data:
+        raise ConfigError(f"{config_path}: discord_token must not be in the file; set DISCORD_TOKEN instead")
+    try:
+        cfg = Config(**data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, str(config_path or "config"))) from None
+    base = config_path.parent.resolve() if config_path else Path.cwd()
+    updates: dict[str, Any] = {"config_path": config_path.resolve() if config_path else None}
+    for key in ("repo", "db", "todos_dir", "state_dir", "credential_file"):
+        path = Path(os.path.expanduser(getattr(cfg, key)))
+        updates[key] = path if path.is_absolute() else (base / path)
+    if token:
+        updates["discord_token"] = SecretStr(token)
+    return cfg.model_copy(update=updates)
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = find_config_path(explicit)
+    if not path.is_file():
+        raise ConfigError(
+            f"no configuration at {path}: run `integrator init --repo PATH` or pass --config / set {CONFIG_ENV}"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return build_config(data, path)
+
+
+def write_config(cfg: Config, path: Path) -> None:
+    """Atomically write ``cfg`` to ``path`` (temp file + rename)."""
+    cfg = cfg.model_copy(update={"config_path": path.resolve()})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(tomli_w.dumps(cfg.file_dict()), encoding="utf-8")
+    os.replace(tmp, path)
