@@ -68,6 +68,7 @@ STDERR_TAIL_LINES = 40
 STDERR_FULL_MAX_CHARS = 64_000
 
 _ENTRY_RE = re.compile(r"(?P<mode>[0-7]{6}) (?P<oid>[0-9a-f]{40,64}) (?P<stage>[123])\t(?P<path>.*)", re.S)
+_OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BATCH_OK_RE = re.compile(r"[0-9a-f]{40,64} (\w+) (\d+)")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _URL_CREDENTIALS_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
@@ -226,7 +227,8 @@ def extract_hunks(
 ) -> str:
     """The conflict regions of a file (``<<<<<<<`` … ``>>>>>>>``) with ``context`` lines around each.
 
-    Regions whose context touches are merged. Each region starts with ``@@ lines A-B @@`` (1-based).
+    Regions whose context touches are merged. Each region starts with ``@@ lines A-B @@``: 1-based
+    lines of the file *with* its markers, as ``git merge`` leaves it in a work tree.
     ``labels`` renames marker labels (git labels them with the 40-hex shas it was given).
     Returns "" when the file has no conflict markers.
     """
@@ -369,7 +371,10 @@ async def conflict_evidence(
 
     args = ["merge-tree", "--write-tree", "-z", "--messages", main_sha, candidate_sha]
     merged = await git.run(args, cwd=repo, timeout=timeout, check=False)
-    if merged.returncode not in (0, 1):
+    # Exit status 1 means "conflicts" only when a tree was written: git 2.39 also exits 1 for an
+    # object it cannot merge ("not something we can merge"), with nothing on stdout.
+    first = merged.stdout.split("\0", 1)[0].strip()
+    if merged.returncode not in (0, 1) or not _OID_RE.fullmatch(first):
         last = merged.stderr.strip().splitlines()[-1] if merged.stderr.strip() else "no stderr"
         raise GitError(
             f"git merge-tree failed: {last}", command=["git", *args], stderr=merged.stderr
@@ -382,25 +387,36 @@ async def conflict_evidence(
         _Message(m.paths, m.kind, _relabel(m.text, labels)) for m in parsed.messages
     )
 
-    base_res = await git.run(
-        ["merge-base", "--all", main_sha, candidate_sha], cwd=repo, timeout=max(deadline.left(), 1.0),
-        check=False,
-    )
-    bases = base_res.stdout.split() if base_res.ok else []
+    try:
+        base_res = await git.run(
+            ["merge-base", "--all", main_sha, candidate_sha], cwd=repo, timeout=max(deadline.left(), 1.0),
+            check=False,
+        )
+        bases = base_res.stdout.split() if base_res.ok else []
+    except GitError:
+        bases = []  # the conflict itself is known; a missing base only makes the evidence thinner
 
     hunks: dict[str, str] = {}
     hunks_full: dict[str, str] = {}
     kinds: dict[str, str] = {}
     shown = paths[:max_paths]
     infos: dict[str, tuple[str, str, int] | None] = {}
-    if shown and deadline.left() > 0:
-        infos = await _blob_infos(repo, parsed.tree, shown, deadline.left())
+    unread = ""
+    if shown and deadline.left() <= 0:
+        unread = "not read: the time budget for evidence ran out"
+    elif shown:
+        try:
+            infos = await _blob_infos(repo, parsed.tree, shown, deadline.left())
+        except GitError as err:
+            unread = f"not read: {err.message}"
     for path in shown:
         kind = _conflict_kind(path, parsed.stages[path], messages)
         full = ""
         note = ""
         info = infos.get(path)
-        if info is None:
+        if unread:
+            note = unread
+        elif info is None:
             note = "no file at this path in the merge result"
         elif info[1] != "blob":
             note = f"a {info[1]} in the merge result, not a file"
