@@ -1,0 +1,387 @@
+"""DiscordAdapter: the only code that turns product notifications into Discord messages and views.
+
+The ``discord`` module is injected into the constructor and never imported here at run time, so
+this module loads without discord.py and every view it builds uses exactly the classes it was
+given (DESIGN §11). ``integrator`` never imports this module; this module imports ``integrator``.
+
+A bot wires it like this::
+
+    adapter = DiscordAdapter(discord, resume_handler=..., launcher=..., agents=cfg.discord.agents,
+                             admin_role=cfg.discord.admin_role)
+    # in setup_hook (runs once per process; on_ready runs again on every reconnect):
+    adapter.register_persistent(client)
+    # delivering an outbox notification:
+    await adapter.send(channel, notification)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from integrator.config import AgentConfig, DiscordConfig
+from integrator.errors import IntegratorError
+from teleclaude.adapters.discord_format import CONTENT_MAX, clip, escape
+from teleclaude.adapters.discord_render import (
+    SLUG_RE,
+    MessageSpec,
+    NotificationError,
+    notification_id,
+    render,
+)
+
+if TYPE_CHECKING:
+    import discord
+
+__all__ = [
+    "LAUNCH_TEMPLATE",
+    "RESUME_TEMPLATE",
+    "DiscordAdapter",
+    "LaunchError",
+    "LaunchUser",
+    "Launcher",
+    "MessageSpec",
+    "NotificationError",
+    "ResumeHandler",
+    "agent_key",
+    "launch_label",
+    "render",
+]
+
+log = logging.getLogger(__name__)
+
+RESUME_TEMPLATE = r"resume:(?P<slug>[a-z0-9][a-z0-9-]{0,63})"
+LAUNCH_TEMPLATE = r"launch:(?P<agent>.+)"
+LAUNCH_PREFIX = "launch:"
+CUSTOM_ID_MAX = 100
+LABEL_MAX = 80
+BUTTONS_PER_ROW = 5
+BUTTONS_PER_MESSAGE = 25  # 5 action rows of 5 buttons
+NONCE_MAX = 25
+_INT64_DIGITS = 19
+
+# Names kept verbatim in the custom id; anything else gets a slug plus a hash. "~" is not in this
+# set, so a derived key can never equal a verbatim one.
+_PLAIN_AGENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class LaunchUser(Protocol):
+    """What a launcher may rely on about the clicking user (``discord.User`` and ``Member`` fit)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+# (slug, user id, the user's role names) -> a short reply. The bot's handler applies the same rules
+# as ``integrator resume``; an IntegratorError's message is shown to the user as is.
+ResumeHandler = Callable[[str, int, Sequence[str]], Awaitable[str]]
+# (agent, user) -> a short description of what was started; raise LaunchError with a user-safe message.
+Launcher = Callable[[AgentConfig, LaunchUser], Awaitable[str]]
+
+
+class LaunchError(Exception):
+    """A launch that failed for a reason the user may read (command missing, bad directory)."""
+
+
+def agent_key(name: str) -> str:
+    """The stable part of an agent's custom id: the name itself if it is plain and fits, else slug~hash."""
+    if _PLAIN_AGENT_RE.fullmatch(name) and len(LAUNCH_PREFIX) + len(name) <= CUSTOM_ID_MAX:
+        return name
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-") or "agent"
+    return f"{slug}~{hashlib.sha256(name.encode('utf-8')).hexdigest()[:10]}"
+
+
+def launch_label(name: str) -> str:
+    return clip(" ".join(name.split()), LABEL_MAX) or "agent"
+
+
+def _role_names(user: object) -> tuple[str, ...] | None:
+    """Role names of a guild member; None for a user outside a guild (a DM has no roles)."""
+    roles = getattr(user, "roles", None)
+    if roles is None:
+        return None
+    return tuple(str(getattr(r, "name", "")) for r in roles)
+
+
+class DiscordAdapter:
+    """Renders notifications, posts them, and answers the Resume and launcher buttons."""
+
+    def __init__(
+        self,
+        discord_module: ModuleType,
+        *,
+        resume_handler: ResumeHandler | None = None,
+        launcher: Launcher | None = None,
+        agents: Sequence[AgentConfig] = (),
+        admin_role: str = "integrator-admin",
+        launch_role: str | None = None,
+        nonce_prefix: str = "tc-ob-",
+    ) -> None:
+        if len(nonce_prefix) + _INT64_DIGITS > NONCE_MAX:
+            raise ValueError(f"nonce_prefix may have at most {NONCE_MAX - _INT64_DIGITS} characters")
+        self._d: Any = discord_module
+        self.resume_handler = resume_handler
+        self.launcher = launcher
+        self.admin_role = admin_role
+        # Starting a process on the host is at least as sensitive as resuming, so by default only
+        # admins may do it.
+        self.launch_role = launch_role if launch_role is not None else admin_role
+        self.nonce_prefix = nonce_prefix
+        self.ResumeButton: type[Any] = _resume_button_class(discord_module, self)
+        self.LaunchButton: type[Any] = _launch_button_class(discord_module, self)
+        self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._by_key: dict[str, AgentConfig] = {}
+        self._launchable: list[tuple[str, AgentConfig]] = []
+        self.set_agents(agents)
+
+    @classmethod
+    def from_config(cls, discord_module: ModuleType, cfg: DiscordConfig, **kwargs: Any) -> DiscordAdapter:
+        return cls(discord_module, agents=cfg.agents, admin_role=cfg.admin_role, **kwargs)
+
+    # ------------------------------------------------------------------------------ registration
+    def register_persistent(self, client: discord.Client) -> bool:
+        """Make Resume and launcher buttons answer on any message, old ones included.
+
+        Call it from ``setup_hook``. It is also safe from ``on_ready``: a second call for the same
+        client does nothing and returns False, so a reconnect never registers twice.
+        """
+        if client in self._registered:
+            log.debug("discord persistent items already registered; skipping")
+            return False
+        # Both are DynamicItems: the custom id carries the state, so no per-message view is kept
+        # and buttons on messages from before a restart still dispatch.
+        client.add_dynamic_items(self.ResumeButton, self.LaunchButton)
+        self._registered.add(client)
+        return True
+
+    # ----------------------------------------------------------------------------- notifications
+    def nonce_for(self, notification: Mapping[str, Any]) -> str:
+        """Same outbox row, same nonce: Discord drops a re-send after a crash between send and ack."""
+        return f"{self.nonce_prefix}{notification_id(notification)}"
+
+    def message_kwargs(self, spec: MessageSpec) -> dict[str, Any]:
+        """``channel.send`` keyword arguments for a rendered spec, built from the injected module."""
+        d = self._d
+        kwargs: dict[str, Any] = {"content": spec.content, "allowed_mentions": d.AllowedMentions.none()}
+        if spec.embeds:
+            kwargs["embeds"] = [d.Embed.from_dict(dict(e)) for e in spec.embeds]
+        if spec.files:
+            kwargs["files"] = [d.File(io.BytesIO(f.data), filename=f.filename) for f in spec.files]
+        if spec.resume_slug is not None:
+            if SLUG_RE.fullmatch(spec.resume_slug):
+                view = d.ui.View(timeout=None)
+                view.add_item(self.ResumeButton(spec.resume_slug))
+                kwargs["view"] = view
+            else:
+                log.warning("no resume button: slug %r does not fit the custom id template", spec.resume_slug)
+        return kwargs
+
+    async def send(
+        self, channel: discord.abc.Messageable, notification: Mapping[str, Any]
+    ) -> discord.Message:
+        """Post one outbox notification. Discord errors propagate so the outbox retries later.
+
+        discord.py 2.7.1's ``send`` has no ``enforce_nonce`` parameter: it adds
+        ``"enforce_nonce": true`` to the request whenever a nonce is given.
+        """
+        spec = render(notification)
+        return await channel.send(nonce=self.nonce_for(notification), **self.message_kwargs(spec))
+
+    # ---------------------------------------------------------------------------------- launcher
+    def set_agents(self, agents: Sequence[AgentConfig]) -> None:
+        """Replace the agent list (config reload). Old buttons of removed agents get a polite reply."""
+        by_key: dict[str, AgentConfig] = {}
+        for agent in agents:
+            key = agent_key(agent.name)
+            if key in by_key:
+                # One message cannot hold two buttons with one custom id; the first entry wins.
+                log.warning("agent %r ignored: same launcher id as %r", agent.name, by_key[key].name)
+                continue
+            by_key[key] = agent
+        self._by_key = by_key
+        self._launchable = [(k, a) for k, a in by_key.items() if a.enabled]
+
+    @property
+    def launcher_pages(self) -> int:
+        return -(-len(self._launchable) // BUTTONS_PER_MESSAGE)
+
+    def _build_session_launcher_view(self, page: int = 0) -> discord.ui.View | None:
+        """The persistent launcher view for one page of up to 25 enabled agents, or None if empty.
+
+        Hardened (seed requirement): no ``import discord`` here (the injected module's classes are
+        used); ``timeout=None`` and DynamicItem buttons, so it survives restarts and is registered by
+        :meth:`register_persistent` once per process; zero agents give None; more than 25 agents are
+        split over several views, one message each (``page``); every custom id is ``launch:<key>``
+        with a key that fits 100 characters (:func:`agent_key`) and a label clipped to 80.
+        """
+        chunk = self._launchable[page * BUTTONS_PER_MESSAGE : (page + 1) * BUTTONS_PER_MESSAGE]
+        if page < 0 or not chunk:
+            return None
+        view = self._d.ui.View(timeout=None)
+        for index, (key, agent) in enumerate(chunk):
+            view.add_item(self.LaunchButton(key, launch_label(agent.name), row=index // BUTTONS_PER_ROW))
+        return view  # type: ignore[no-any-return]
+
+    def launcher_messages(self) -> list[tuple[str, discord.ui.View | None]]:
+        """(content, view) per launcher message; with no agents, one message that says so."""
+        pages = self.launcher_pages
+        if pages == 0:
+            return [
+                ("No agents are enabled for the session launcher. Add one under [[discord.agents]].", None)
+            ]
+        out: list[tuple[str, discord.ui.View | None]] = []
+        for page in range(pages):
+            title = "🚀 **Start a session**: tap an agent"
+            if pages > 1:
+                first = page * BUTTONS_PER_MESSAGE + 1
+                last = min(len(self._launchable), first + BUTTONS_PER_MESSAGE - 1)
+                title += f" ({page + 1}/{pages}: agents {first}–{last})"
+            out.append((title, self._build_session_launcher_view(page)))
+        return out
+
+    async def post_launcher(self, channel: discord.abc.Messageable) -> list[discord.Message]:
+        sent = []
+        for content, view in self.launcher_messages():
+            kwargs: dict[str, Any] = {"allowed_mentions": self._d.AllowedMentions.none()}
+            if view is not None:
+                kwargs["view"] = view
+            sent.append(await channel.send(content, **kwargs))
+        return sent
+
+    # ------------------------------------------------------------------------------ interactions
+    async def _reply(self, interaction: discord.Interaction[Any], text: str) -> None:
+        await interaction.response.send_message(
+            clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+        )
+
+    async def _answer_later(
+        self, interaction: discord.Interaction[Any], work: Callable[[], Awaitable[str]]
+    ) -> None:
+        # The handlers may fetch or spawn; deferring first keeps us inside Discord's 3-second window.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await work()
+        await interaction.followup.send(
+            clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+        )
+
+    async def on_resume_click(self, interaction: discord.Interaction[Any], slug: str) -> None:
+        roles = _role_names(interaction.user)
+        if roles is None or self.admin_role not in roles:
+            await self._reply(
+                interaction,
+                f"Sorry, only members with the **{escape(self.admin_role)}** role can resume a blocked "
+                f"candidate. Ask one of them to resume **{slug}**.",
+            )
+            return
+        handler = self.resume_handler
+        if handler is None:
+            await self._reply(
+                interaction, f"Resuming is not enabled in this bot. Run `integrator resume {slug}`."
+            )
+            return
+        user_id = interaction.user.id
+
+        async def work() -> str:
+            try:
+                return await handler(slug, user_id, roles)
+            except IntegratorError as err:
+                return f"Could not resume **{slug}**: {err}"
+            except Exception:
+                log.exception("resume handler failed slug=%s user=%s", slug, user_id)
+                return f"Could not resume **{slug}**: internal error (it was logged)."
+
+        await self._answer_later(interaction, work)
+
+    async def on_launch_click(self, interaction: discord.Interaction[Any], key: str, label: str) -> None:
+        agent = self._by_key.get(key)
+        if agent is None:
+            await self._reply(
+                interaction,
+                f"Sorry, **{escape(label)}** is no longer available: it was removed from the launcher. "
+                "Use the newest launcher message.",
+            )
+            return
+        if not agent.enabled:
+            await self._reply(
+                interaction, f"Sorry, **{escape(launch_label(agent.name))}** is disabled right now."
+            )
+            return
+        roles = _role_names(interaction.user)
+        if self.launch_role and (roles is None or self.launch_role not in roles):
+            await self._reply(
+                interaction,
+                f"Sorry, only members with the **{escape(self.launch_role)}** role can start sessions.",
+            )
+            return
+        launcher = self.launcher
+        if launcher is None:
+            await self._reply(interaction, "Starting sessions is not enabled in this bot.")
+            return
+        user = interaction.user
+        name = escape(launch_label(agent.name))
+
+        async def work() -> str:
+            try:
+                return await launcher(agent, user)
+            except LaunchError as err:
+                return f"Could not start **{name}**: {err}"
+            except Exception:
+                log.exception("launcher failed agent=%r user=%s", agent.name, user.id)
+                return f"Could not start **{name}**: internal error (it was logged)."
+
+        await self._answer_later(interaction, work)
+
+
+# The base classes come from the injected module, so these are built per adapter; mypy cannot see
+# DynamicItem's ``template`` class keyword through a module typed as ModuleType.
+def _resume_button_class(d: Any, adapter: DiscordAdapter) -> type[Any]:
+    class ResumeButton(d.ui.DynamicItem[d.ui.Button], template=RESUME_TEMPLATE):  # type: ignore[call-arg,misc]
+        """Resume a blocked candidate; the custom id ``resume:<slug>`` is all the state it needs."""
+
+        def __init__(self, slug: str) -> None:
+            super().__init__(
+                d.ui.Button(label="Resume", style=d.ButtonStyle.primary, custom_id=f"resume:{slug}")
+            )
+            self.slug = slug
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction[Any], item: Any, match: re.Match[str], /
+        ) -> ResumeButton:
+            return cls(match["slug"])
+
+        async def callback(self, interaction: discord.Interaction[Any]) -> None:
+            await adapter.on_resume_click(interaction, self.slug)
+
+    return ResumeButton
+
+
+def _launch_button_class(d: Any, adapter: DiscordAdapter) -> type[Any]:
+    class LaunchButton(d.ui.DynamicItem[d.ui.Button], template=LAUNCH_TEMPLATE):  # type: ignore[call-arg,misc]
+        """Start a session for an agent. Matches every ``launch:*`` id, so old buttons still answer."""
+
+        def __init__(self, key: str, label: str, *, row: int | None = None) -> None:
+            button = d.ui.Button(
+                label=label, style=d.ButtonStyle.secondary, custom_id=f"{LAUNCH_PREFIX}{key}"
+            )
+            super().__init__(button, row=row)
+            self.key = key
+            self.label = label
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction[Any], item: Any, match: re.Match[str], /
+        ) -> LaunchButton:
+            # The old button's label names the agent even when its config entry is gone.
+            return cls(match["agent"], getattr(item, "label", None) or match["agent"])
+
+        async def callback(self, interaction: discord.Interaction[Any]) -> None:
+            await adapter.on_launch_click(interaction, self.key, self.label)
+
+    return LaunchButton

@@ -1,0 +1,408 @@
+"""Outbox notifications rendered as Discord message specs: plain data, no ``discord`` import.
+
+A :class:`MessageSpec` holds the content, embeds in Discord's JSON shape, file attachments as bytes
+and the slug a Resume button should carry. :class:`~teleclaude.adapters.discord_adapter.DiscordAdapter`
+turns it into discord.py objects; keeping the shaping here lets it be read and tested as data.
+
+Every reply is written for a phone: the outcome in the first line, short lines, details after.
+Every text that reaches Discord is clipped to Discord's limits here, never by Discord rejecting it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from teleclaude.adapters.discord_format import (
+    COLOR_BLOCKED,
+    CONTENT_MAX,
+    EmbedBuilder,
+    clip,
+    code,
+    code_block,
+    discord_time,
+    escape,
+    human_duration,
+    plural,
+    short,
+)
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+REASONS = {
+    "merge_conflict": "merge conflict",
+    "verify_failed": "verify failed",
+    "push_rejected": "push rejected",
+    "branch_moved": "branch moved",
+    "not_reachable": "sha not reachable",
+    "git_error": "git error",
+}
+
+
+class NotificationError(ValueError):
+    """A notification the adapter cannot render (missing or mistyped field): retrying will not help."""
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    content: str
+    embeds: tuple[dict[str, Any], ...] = ()
+    files: tuple[FileSpec, ...] = ()
+    resume_slug: str | None = None
+
+
+# ------------------------------------------------------------------------------- payload access
+class _Fields:
+    """Typed access to a payload that names the notification kind in every error."""
+
+    def __init__(self, kind: str, payload: Any) -> None:
+        if not isinstance(payload, Mapping):
+            raise NotificationError(f"{kind}: payload must be an object, got {type(payload).__name__}")
+        self.kind = kind
+        self.payload = payload
+
+    def get(self, key: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
+        if key not in self.payload or self.payload[key] is None:
+            if optional:
+                return None
+            raise NotificationError(f"{self.kind}: missing field {key!r}")
+        value = self.payload[key]
+        # bool is an int subclass; a flag where a number is expected is a bug upstream.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+            raise NotificationError(f"{self.kind}: field {key!r} has type {type(value).__name__}")
+        return value
+
+    def text(self, key: str) -> str:
+        return str(self.get(key, str))
+
+    def opt_text(self, key: str) -> str | None:
+        value = self.get(key, str, optional=True)
+        return None if value is None else str(value)
+
+    def number(self, key: str) -> int:
+        return int(self.get(key, int))
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+# --------------------------------------------------------------------------------------- renderers
+def render_candidate_ready(p: _Fields) -> MessageSpec:
+    position = p.number("position")
+    where = "next in queue" if position == 1 else f"#{position} in queue"
+    return MessageSpec(
+        f"✅ **{p.text('slug')}** ready — {where}\n{code(p.text('branch'))} @ {code(short(p.text('sha')))}"
+    )
+
+
+def render_candidate_superseded(p: _Fields) -> MessageSpec:
+    return MessageSpec(
+        f"↪️ **{p.text('slug')}** superseded\n"
+        f"{code(short(p.text('sha')))} → {code(short(p.text('superseded_by')))} on {code(p.text('branch'))}"
+    )
+
+
+def render_integration_completed(p: _Fields) -> MessageSpec:
+    slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
+    if p.get("already_on_main", bool):
+        return MessageSpec(
+            f"☑️ **{slug}** was already on main\n{code(branch)} @ {code(short(sha))}: nothing to merge"
+        )
+    took = human_duration(p.number("duration_ms") / 1000)
+    return MessageSpec(
+        f"🎉 **{slug}** integrated in {took}\n"
+        f"main {code(short(p.text('main_before')))} → {code(short(p.text('main_after')))}\n"
+        f"{code(branch)} @ {code(short(sha))}"
+    )
+
+
+def _blocked_reason_line(code_: str, evidence: Mapping[str, Any]) -> str:
+    reason = REASONS.get(code_, code_.replace("_", " "))
+    if code_ == "merge_conflict":
+        paths = evidence.get("conflicted_paths") or []
+        return f"{reason} in {plural(len(paths), 'file')}" if paths else reason
+    if code_ == "verify_failed":
+        if evidence.get("timed_out"):
+            return f"{reason} (timed out)"
+        if evidence.get("exit_status") is not None:
+            return f"{reason} (exit {evidence['exit_status']})"
+    return reason
+
+
+def _command_text(evidence: Mapping[str, Any]) -> str | None:
+    line = evidence.get("command_line")
+    if isinstance(line, str) and line:
+        return line
+    command = evidence.get("command")
+    if isinstance(command, list):
+        return shlex.join(str(c) for c in command)
+    return str(command) if command else None
+
+
+def _path_list(paths: list[str], kinds: Mapping[str, Any], limit: int) -> tuple[str, bool]:
+    lines = []
+    for path in paths:
+        kind = kinds.get(path)
+        lines.append(
+            f"• {code(clip(path, 200))}" + (f" ({escape(kind)})" if kind and kind != "content" else "")
+        )
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text, False
+    shown: list[str] = []
+    for i, line in enumerate(lines):
+        # Leave room for the marker that counts what did not fit after this line.
+        after = f"…and {len(lines) - i - 1} more"
+        if len("\n".join([*shown, line, after])) > limit:
+            shown.append(f"…and {len(lines) - i} more")
+            break
+        shown.append(line)
+    return "\n".join(shown), True
+
+
+# Evidence keys the embed shows on purpose (or that only repeat one it shows); the rest are listed.
+_SHOWN_EVIDENCE = {
+    "conflicted_paths", "hunks", "kinds", "omitted_paths", "base", "main", "candidate", "tree", "messages",
+    "bases", "command", "command_line", "exit_status", "timed_out", "log_tail", "log_lines", "stderr",
+    "last_line",
+}  # fmt: skip
+
+
+def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
+    slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
+    reason_code = p.text("reason_code")
+    evidence = p.get("evidence", Mapping)
+    next_action = p.text("next_action")
+    follow_slug, follow_path = p.opt_text("follow_up_slug"), p.opt_text("follow_up_path")
+    filename = f"evidence-{slug}.txt"
+    footer_note = f"Full evidence in the attached file {filename}"
+
+    reason = _blocked_reason_line(reason_code, evidence)
+    lines = [f"**Next:** {clip(escape(next_action), 1500)}"]
+    if follow_slug:
+        lines.append(f"**Follow-up todo:** {code(follow_slug)}")
+        if follow_path:
+            lines.append(code(follow_path))
+    target = f" onto main {code(short(evidence['main']))}" if evidence.get("main") else ""
+    lines.append(f"{code(branch)} @ {code(short(sha))}{target}")
+    builder = EmbedBuilder(
+        f"Blocked: {slug} — {reason}", "\n".join(lines), color=COLOR_BLOCKED, footer_reserve=len(footer_note)
+    )
+
+    if reason_code == "merge_conflict":
+        _conflict_fields(builder, evidence)
+    else:
+        _failure_fields(builder, evidence)
+    extra = {
+        k: v
+        for k, v in evidence.items()
+        if k not in _SHOWN_EVIDENCE and not k.endswith("_full") and v not in (None, "")
+    }
+    if extra:
+        details = "\n".join(f"{escape(k)}: {code(_compact(v))}" for k, v in extra.items())
+        builder.add_text("Details", details)
+
+    files: tuple[FileSpec, ...] = ()
+    if builder.cut:
+        files = (FileSpec(filename, evidence_text(p.payload).encode("utf-8")),)
+    embed = builder.build(footer_note if builder.cut else None)
+    content = f"⛔ **{slug}** blocked: {reason}"
+    if files:
+        content += "\nFull evidence attached."
+    return MessageSpec(clip(content, CONTENT_MAX), embeds=(embed,), files=files, resume_slug=slug)
+
+
+def _conflict_fields(builder: EmbedBuilder, evidence: Mapping[str, Any]) -> None:
+    paths = [str(x) for x in evidence.get("conflicted_paths") or []]
+    hunks = evidence.get("hunks") or {}
+    kinds = evidence.get("kinds") or {}
+    if paths:
+        builder.add(f"Conflicted paths ({len(paths)})", lambda limit: _path_list(paths, kinds, limit))
+    ordered = [x for x in paths if x in hunks] + [x for x in hunks if x not in paths]
+    for path in ordered:
+        hunk = str(hunks[path])
+        builder.add(path, functools.partial(code_block, hunk, lang="diff"))
+    if evidence.get("omitted_paths"):
+        builder.add_text(
+            "Not shown", f"{plural(int(evidence['omitted_paths']), 'path')} without hunks (see the todo)"
+        )
+    if evidence.get("base"):
+        builder.add_text("Base", code(short(evidence["base"])), inline=True)
+
+
+def _failure_fields(builder: EmbedBuilder, evidence: Mapping[str, Any]) -> None:
+    command = _command_text(evidence)
+    if command:
+        builder.add(
+            "Command", lambda limit: (code(clip(command, limit - 2)), len(command) > limit - 2), min_useful=40
+        )
+    if evidence.get("exit_status") is not None:
+        builder.add_text("Exit status", str(evidence["exit_status"]), inline=True)
+    for key, title in (("log_tail", "Log tail"), ("stderr", "Git said")):
+        text = evidence.get(key)
+        if text:
+            builder.add(title, functools.partial(code_block, str(text), keep_tail=True))
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def evidence_text(payload: Mapping[str, Any]) -> str:
+    """Everything a blocked notification carries, readable as plain text (the attached file)."""
+    evidence = payload.get("evidence") or {}
+    out = [f"Integration blocked: {payload.get('slug')}"]
+    for key in ("reason_code", "branch", "sha", "next_action", "follow_up_slug", "follow_up_path"):
+        if payload.get(key) is not None:
+            out.append(f"{key}: {payload[key]}")
+    out.append("")
+    sections: list[str] = []
+    for key, value in evidence.items():
+        if isinstance(value, Mapping):
+            for sub, text in value.items():
+                sections.append(f"== {key}: {sub} ==\n{text}\n")
+        elif isinstance(value, list):
+            sections.append(f"== {key} ==\n" + "\n".join(_compact(v) for v in value) + "\n")
+        elif isinstance(value, str) and "\n" in value:
+            sections.append(f"== {key} ==\n{value}\n")
+        else:
+            out.append(f"{key}: {_compact(value)}")
+    return "\n".join(out) + "\n\n" + "\n".join(sections)
+
+
+def render_shadow_predictions(nid: int, p: _Fields) -> MessageSpec:
+    items = p.get("items", list)
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not all(k in item for k in ("slug", "sha", "prediction")):
+            raise NotificationError(f"shadow_predictions: item {i} needs slug, sha and prediction")
+    blocks = [i for i in items if i["prediction"] == "would_block"]
+    clean = [i for i in items if i["prediction"] != "would_block"]
+    head = f"🔮 **Shadow predictions**: {len(clean)} would integrate, {len(blocks)} would block"
+    if not items:
+        return MessageSpec("🔮 **Shadow predictions**: none in this batch")
+    # Predicted blocks first: they are the ones a reader may want to act on.
+    lines = [_prediction_line(i) for i in blocks + clean]
+    shown: list[str] = [head]
+    filename = f"shadow-predictions-{nid}.txt"
+    for n, line in enumerate(lines):
+        rest = len(lines) - n
+        footer = f"…and {rest} more in {filename}"
+        if len("\n".join([*shown, line])) + (len(footer) + 1 if rest > 1 else 0) > CONTENT_MAX:
+            shown.append(footer)
+            full = "\n".join(_prediction_file_line(i) for i in blocks + clean) + "\n"
+            return MessageSpec("\n".join(shown), files=(FileSpec(filename, full.encode("utf-8")),))
+        shown.append(line)
+    return MessageSpec("\n".join(shown))
+
+
+def _prediction_line(item: Mapping[str, Any]) -> str:
+    ident = f"{code(item['slug'])} {code(short(item['sha']))}"
+    if item["prediction"] != "would_block":
+        return f"✅ {ident} would integrate"
+    paths = [str(x) for x in item.get("conflicted_paths") or []]
+    shown = ", ".join(code(clip(x, 60)) for x in paths[:3])
+    more = f" +{len(paths) - 3}" if len(paths) > 3 else ""
+    return f"⛔ {ident} would block" + (f": {shown}{more}" if paths else "")
+
+
+def _prediction_file_line(item: Mapping[str, Any]) -> str:
+    paths = " ".join(str(x) for x in item.get("conflicted_paths") or [])
+    tree = item.get("tree") or "-"
+    return f"{item['prediction']}\t{item['slug']}\t{item['sha']}\ttree={tree}\t{paths}".rstrip()
+
+
+def render_mode_changed(p: _Fields) -> MessageSpec:
+    mode, previous = p.text("mode"), p.opt_text("previous") or "?"
+    reason = p.opt_text("reason")
+    why = f"\nReason: {clip(escape(reason), 500)}" if reason else ""
+    when = f"\n{discord_time(p.text('at'), 'f')}" if p.opt_text("at") else ""
+    if p.get("automatic", bool, optional=True):
+        what = "Automatic rollback" if mode == "shadow" else "Automatic mode change"
+        return MessageSpec(f"⚠️ **{what}**: mode is now **{mode}** (was {previous}){why}{when}")
+    by = p.opt_text("by") or "someone"
+    return MessageSpec(f"🔀 Mode is now **{mode}** (was {previous})\nBy {clip(escape(by), 100)}{why}{when}")
+
+
+def render_stall_alarm(p: _Fields) -> MessageSpec:
+    stalled = human_duration(float(p.get("stalled_for_s", (int, float))))
+    queued = p.number("queue_length")
+    slug = p.opt_text("slug")
+    stuck = f"stuck on **{slug}**" if slug else "nothing in progress"
+    return MessageSpec(
+        f"⏰ **Queue stalled** for {stalled}\n"
+        f"{plural(queued, 'candidate')} queued; {stuck}\n"
+        f"No progress since {discord_time(p.text('since'))}"
+    )
+
+
+def render_paused(p: _Fields) -> MessageSpec:
+    by = clip(escape(p.opt_text("by") or "someone"), 100)
+    reason = p.opt_text("reason")
+    why = f"Reason: {clip(escape(reason), 500)}" if reason else "No reason given"
+    return MessageSpec(f"⏸️ **Integration paused** by {by}\n{why}\nQueued candidates wait; nothing is lost.")
+
+
+def render_unpaused(p: _Fields) -> MessageSpec:
+    by = clip(escape(p.opt_text("by") or "someone"), 100)
+    reason = p.opt_text("reason")
+    return MessageSpec(
+        f"▶️ **Integration unpaused** by {by}" + (f"\n{clip(escape(reason), 500)}" if reason else "")
+    )
+
+
+def render_unknown(kind: str, payload: Any) -> MessageSpec:
+    """A kind this adapter does not know yet: still delivered (the outbox must not stall on it)."""
+    body = json.dumps(payload, sort_keys=True, default=str)
+    block, _ = code_block(body, CONTENT_MAX - 60, lang="json")
+    return MessageSpec(f"ℹ️ **{escape(kind)}**\n{block}")
+
+
+_SIMPLE: dict[str, Callable[[_Fields], MessageSpec]] = {
+    "candidate_ready": render_candidate_ready,
+    "candidate_superseded": render_candidate_superseded,
+    "integration_completed": render_integration_completed,
+    "mode_changed": render_mode_changed,
+    "stall_alarm": render_stall_alarm,
+    "paused": render_paused,
+    "unpaused": render_unpaused,
+}
+_WITH_ID: dict[str, Callable[[int, _Fields], MessageSpec]] = {
+    "integration_blocked": render_integration_blocked,
+    "shadow_predictions": render_shadow_predictions,
+}
+KNOWN_KINDS = frozenset(_SIMPLE) | frozenset(_WITH_ID)
+
+
+def notification_id(notification: Mapping[str, Any]) -> int:
+    value = notification.get("id")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise NotificationError(f"notification id must be a non-negative int, got {value!r}")
+    return value
+
+
+def render(notification: Mapping[str, Any]) -> MessageSpec:
+    """The message for one outbox notification ``{"id", "kind", "payload", "created_at"}``."""
+    nid = notification_id(notification)
+    kind = notification.get("kind")
+    if not isinstance(kind, str):
+        raise NotificationError(f"notification {nid}: kind must be a string")
+    payload = notification.get("payload")
+    if kind in _SIMPLE:
+        spec = _SIMPLE[kind](_Fields(kind, payload))
+    elif kind in _WITH_ID:
+        spec = _WITH_ID[kind](nid, _Fields(kind, payload))
+    else:
+        spec = render_unknown(kind, payload)
+    return MessageSpec(clip(spec.content, CONTENT_MAX), spec.embeds, spec.files, spec.resume_slug)

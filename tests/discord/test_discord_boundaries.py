@@ -1,0 +1,40 @@
+"""Import direction (DESIGN §2): bot -> teleclaude.adapters -> integrator, and discord only at the edge."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_integrator_never_imports_discord_or_the_adapter() -> None:
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(
+            n for n in _imports(p) if n.split(".")[0] in ("discord", "teleclaude")
+        )
+        for p in (ROOT / "integrator").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_adapter_modules_load_without_importing_discord() -> None:
+    # The discord module is injected; loading the adapter (and the launcher) must not pull it in.
+    code = (
+        "import sys, teleclaude.adapters.discord_adapter, bot.launcher; "
+        "print(sorted(m for m in sys.modules if m == 'discord' or m.startswith('discord.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
