@@ -172,6 +172,10 @@ class Rollout:
         return frozenset(d.slug for d in self.delivered)
 
 
+def _problem(severity: Severity, rule: str, file: Path, line: int | None, message: str) -> Problem:
+    return Problem(severity, rule, file, line, message)
+
+
 def _error(rule: str, file: Path, line: int | None, message: str) -> Problem:
     return Problem("error", rule, file, line, message)
 
@@ -706,23 +710,20 @@ def _check_traces(docs: SliceDocs, strict_paths: bool) -> list[Problem]:
     problems: list[Problem] = []
     reported: set[str] = set()
     for trace in docs.traces:
-        # A table often names the same file on several rows; one report per target is enough.
-        if trace.target in reported:
-            continue
-        reported.add(trace.target)
+        # Tables name the same file on several rows (and with several symbols): one report each.
+        path = trace.target.split("::", 1)[0]
         if not trace.path_exists:
-            problems.append(
-                Problem(
-                    severity,
-                    "trace",
-                    requirements,
-                    trace.line,
-                    f"traced path {trace.target.split('::')[0]} does not exist",
+            if path not in reported:
+                reported.add(path)
+                problems.append(
+                    _problem(
+                        severity, "trace", requirements, trace.line, f"traced path {path} does not exist"
+                    )
                 )
-            )
-        elif trace.symbol_found is False:
+        elif trace.symbol_found is False and trace.target not in reported:
+            reported.add(trace.target)
             problems.append(
-                Problem(
+                _problem(
                     severity,
                     "trace",
                     requirements,

@@ -19,6 +19,7 @@ from integrator.rollout import (
     validate,
 )
 
+_ROOT_HELP = "The project root that traced paths are relative to (default: the todos directory's parent)."
 _TODOS_HELP = "The todos directory (default: todos_dir from the configuration if one is found, else ./todos)."
 
 
@@ -34,12 +35,14 @@ def _base() -> Path:
     return Path.cwd().resolve()
 
 
-def _load(ctx: click.Context, todos: Path | None, *, want_config: bool) -> tuple[Rollout, Config | None]:
+def _load(
+    ctx: click.Context, todos: Path | None, root: Path | None, *, want_config: bool
+) -> tuple[Rollout, Config | None]:
     # An explicit --todos needs no configuration; only live evidence does.
     cfg = _config_if_any(ctx) if want_config or todos is None else None
     if todos is None:
         todos = cfg.todos_dir if cfg is not None else Path("todos")
-    return load_rollout(todos), cfg
+    return load_rollout(todos, root=root), cfg
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -55,12 +58,13 @@ def rollout_group() -> None:
 
 @rollout_group.command("validate")
 @click.option("--todos", type=click.Path(path_type=Path, file_okay=False), default=None, help=_TODOS_HELP)
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None, help=_ROOT_HELP)
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. traced paths not built yet) as errors.")
 @click.pass_context
 @handle_errors
-def validate_cmd(ctx: click.Context, todos: Path | None, strict: bool) -> None:
+def validate_cmd(ctx: click.Context, todos: Path | None, root: Path | None, strict: bool) -> None:
     """Check the roadmap and every rollout slice's draft and gate; exit 2 on any problem."""
-    rollout, _ = _load(ctx, todos, want_config=False)
+    rollout, _ = _load(ctx, todos, root, want_config=False)
     problems = validate(rollout)
     _print_problems(problems)
     failing = problems if strict else errors(problems)
@@ -93,12 +97,13 @@ def _gate(row: SliceStatus) -> str:
 
 @rollout_group.command("status")
 @click.option("--todos", type=click.Path(path_type=Path, file_okay=False), default=None, help=_TODOS_HELP)
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None, help=_ROOT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
 @click.pass_context
 @handle_errors
-def status_cmd(ctx: click.Context, todos: Path | None, as_json: bool) -> None:
+def status_cmd(ctx: click.Context, todos: Path | None, root: Path | None, as_json: bool) -> None:
     """Each slice's gate, build and review, with live evidence from the configured integrator."""
-    rollout, cfg = _load(ctx, todos, want_config=True)
+    rollout, cfg = _load(ctx, todos, root, want_config=True)
     problems = validate(rollout)
     if rollout.roadmap is None:
         _print_problems(problems)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -442,6 +443,24 @@ def test_done_slice_needs_its_traced_paths(todos: Path) -> None:
     problems = problems_of(todos)
     assert rules(problems) == ["trace"]
     assert "integrator/later.py does not exist" in problems[0].message
+
+
+def test_missing_path_is_reported_once_per_slice(todos: Path) -> None:
+    extra = "| 2 | `integrator/gone.py::a`, `integrator/gone.py::b` | `integrator/gone.py` |\n"
+    (todos / SLICES[1] / "requirements.md").write_text(REQUIREMENTS + extra)
+    problems = problems_of(todos)
+    assert [p.message for p in problems] == ["traced path integrator/gone.py does not exist"]
+
+
+def test_root_option_locates_traced_paths(todos: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "todos"
+    shutil.copytree(todos, elsewhere)
+    # By default traces are relative to the todos directory's parent, where nothing was built.
+    result = invoke("rollout", "validate", "--todos", str(elsewhere))
+    assert result.exit_code == 2
+    assert "traced path integrator/thing.py does not exist" in result.output
+    result = invoke("rollout", "validate", "--todos", str(elsewhere), "--root", str(todos.parent))
+    assert result.exit_code == 0, result.output
 
 
 def test_parse_traces_reads_only_the_traceability_section() -> None:
