@@ -229,7 +229,7 @@ def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch
         paths = [str(p) for p in evidence.get("conflicted_paths") or []]
         shas = [
             f"{label} {code_span(str(evidence[key]))}"
-            for label, key in (("merge base", "base"), (main_branch, "main"), ("candidate", "candidate"))
+            for label, key in (("Merge base", "base"), (main_branch, "main"), ("candidate", "candidate"))
             if evidence.get(key)
         ]
         parts = [", ".join(shas) + "." if shas else "", "", f"Conflicted paths ({len(paths)}):", ""]

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from integrator import followup
 from integrator import followup_template as tpl
-from integrator.blocked import next_action
+from integrator.blocked import REASON_CODES, next_action
 from integrator.errors import InvalidInput
 from integrator.followup import RoadmapError, resolve_followup, write_followup
 
@@ -96,7 +96,7 @@ def test_requirements_and_plan_carry_evidence_and_commands(tmp_path: Path) -> No
     # The hunk contains a ``` fence, so the block around it must use a longer one.
     assert "````\n```python\nfenced in the file\n```" in req
     assert "FULL TEXT NOT FOR MARKDOWN" not in req
-    assert f"merge base `{'b' * 40}`" in req
+    assert f"Merge base `{'b' * 40}`" in req
     plan = (folder / "implementation-plan.md").read_text(encoding="utf-8")
     assert plan.count("- [ ] ") == 4
     assert "git fetch origin && git switch feat/login && git merge origin/main" in plan
@@ -362,3 +362,60 @@ def test_written_files_match_the_template_structure(tmp_path: Path) -> None:
         for line in template.splitlines():
             if "{{" not in line:
                 assert line in text.splitlines(), (name, line)
+
+
+# ------------------------------------------------------------------------------------------- docs
+
+DOC = REPO_ROOT / "docs" / "blocked-flow.md"
+EXAMPLE_MAIN = "5f4bdf6aa99bb483603ef3da624547527f1dc99d"
+EXAMPLE_SHA = "42bf83da3bf63a0defdd58227f1b0562e565d30c"
+EXAMPLE_EVIDENCE: dict[str, Any] = {
+    "conflicted_paths": ["docs/old-flow.md", "src/auth/login.py"],
+    "hunks": {
+        "docs/old-flow.md": (
+            "(deleted on main but modified by the candidate; decide whether the file should exist and "
+            "reapply or drop the candidate's change)\ngit: CONFLICT (modify/delete): docs/old-flow.md "
+            "deleted in main (5f4bdf6aa9) and modified in candidate (42bf83da3b).  "
+            "Version candidate (42bf83da3b) of docs/old-flow.md left in tree."
+        ),
+        "src/auth/login.py": (
+            "@@ lines 4-11 @@\ndef login(user, password):\n    if not user.check(password):\n"
+            "        raise PermissionError(\"bad password\")\n<<<<<<< main (5f4bdf6aa9)\n"
+            "    return issue(user, ttl=settings.TOKEN_TTL)\n=======\n"
+            "    return issue(user, ttl=900, scope=\"web\")\n>>>>>>> candidate (42bf83da3b)"
+        ),
+    },
+    "base": "9a272911b2357efa32202c9b00de2c629084cf8c",
+    "main": EXAMPLE_MAIN,
+    "candidate": EXAMPLE_SHA,
+}
+
+
+def _doc_block(title: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index(f"`{title}`:\n\n") + len(title) + 5
+    fence_line, rest = text[start:].split("\n", 1)
+    fence = fence_line.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return rest[: rest.index("\n" + fence + "\n")] + "\n"
+
+
+def test_the_rendered_example_in_the_docs_is_what_the_code_writes(tmp_path: Path) -> None:
+    (tmp_path / "roadmap.yaml").write_text(
+        "# Rollout roadmap\n- slug: integration-blocked-flow\n"
+        "  description: Blocked candidates yield evidence.\n",
+        encoding="utf-8",
+    )
+    for at in ("2025-03-01T10:05:00.123456+00:00", "2025-03-01T11:40:00.000000+00:00"):
+        note = write_followup(
+            tmp_path, slug="fix-login", branch="feat/login", sha=EXAMPLE_SHA, reason_code="merge_conflict",
+            evidence=EXAMPLE_EVIDENCE, main_sha=EXAMPLE_MAIN, blocked_at=at,
+            next_action=next_action("merge_conflict", slug="fix-login", branch="feat/login",
+                                    evidence=EXAMPLE_EVIDENCE),
+        )
+    prefix = "todos/fix-login-integration-blocked/"
+    for name in ("requirements.md", "implementation-plan.md", "state.yaml"):
+        assert _doc_block(prefix + name) == (note.path / name).read_text(encoding="utf-8"), name
+    text = DOC.read_text(encoding="utf-8")
+    assert (tmp_path / "roadmap.yaml").read_text(encoding="utf-8") in text
+    for code in REASON_CODES:
+        assert f"`{code}`" in text
