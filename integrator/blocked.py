@@ -652,7 +652,8 @@ def plan_steps(
     confirm = Step(
         f"Confirm it integrated (`integrator status` lists {slug} as integrated); this follow-up is "
         "then marked resolved by the integrator.",
-        (f"integrator status {_q(slug)}",),
+        # `status` takes no slug argument: filter its text for this one.
+        (f"integrator status | grep -F -- {_q(slug)}",),
     )
     announce = Step("Emit `finalize_ready` for the new tip.", (emit_command(slug, branch),))
     if reason_code == "merge_conflict":

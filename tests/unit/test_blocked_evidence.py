@@ -395,5 +395,5 @@ def test_unknown_reason_code_is_refused() -> None:
 def test_every_plan_ends_by_confirming_the_integration(code: str) -> None:
     steps = blocked.plan_steps(code, slug="s", branch="b", evidence={})
     assert len(steps) >= 3
-    assert steps[-1].commands == ("integrator status s",)
+    assert steps[-1].commands == ("integrator status | grep -F -- s",)
     assert all(cmd.strip() for step in steps for cmd in step.commands)

@@ -102,7 +102,7 @@ def test_requirements_and_plan_carry_evidence_and_commands(tmp_path: Path) -> No
     assert "git fetch origin && git switch feat/login && git merge origin/main" in plan
     assert "git push origin feat/login" in plan
     assert "integrator emit finalize_ready --slug fix-login --branch feat/login" in plan
-    assert "integrator status fix-login" in plan
+    assert "integrator status | grep -F -- fix-login" in plan
 
 
 def test_three_blocks_make_one_folder_one_entry_and_count_three(tmp_path: Path) -> None:
