@@ -530,7 +530,7 @@ def _first_index(entries: Iterable[RoadmapEntry]) -> dict[str, int]:
 
 
 def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[tuple[str, ...]]:
-    """Each distinct dependency cycle once, as ``(a, b, ..., a)``, in the graph's iteration order."""
+    """Dependency cycles as ``(a, b, ..., a)``: at least one through every cyclic group, none twice."""
     color: dict[str, int] = {}  # 1: on the current path, 2: finished
     stack: list[str] = []
     cycles: list[tuple[str, ...]] = []
