@@ -225,12 +225,12 @@ class RecordingHTTP(HTTPClient):
         super().__init__(loop, connector=None)
         self.recorder = recorder
 
-    async def static_login(self, token: str) -> Any:  # type: ignore[override]
+    async def static_login(self, token: str) -> Any:
         # The real one opens an aiohttp session; the token itself is never recorded.
         self.token = token
         return await self.request(Route("GET", "/users/@me"))
 
-    async def request(  # type: ignore[override]
+    async def request(
         self,
         route: Route,
         *,
@@ -255,10 +255,10 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
     """Interaction path: callbacks (``response.*``), followups and ``edit_original_response``."""
 
     def __init__(self, recorder: Recorder) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.recorder = recorder
 
-    async def request(  # type: ignore[override]
+    async def request(
         self,
         route: Route,
         session: Any,

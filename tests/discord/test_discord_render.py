@@ -224,7 +224,7 @@ def test_every_line_reads_on_a_phone() -> None:
             samples.notification("candidate_ready", {"slug": "a", "branch": "b", "sha": samples.SHA}),
             "'position'",
         ),
-        (samples.ready(position=True), "'position' has type bool"),  # type: ignore[arg-type]
+        (samples.ready(position=True), "'position' has type bool"),
         ({"id": "7", "kind": "paused", "payload": {}}, "id must be a non-negative int"),
         (samples.notification("integration_blocked", []), "payload must be an object"),  # type: ignore[arg-type]
         (samples.shadow([{"slug": "x"}]), "item 0 needs slug, sha and prediction"),

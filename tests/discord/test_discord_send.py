@@ -116,7 +116,7 @@ async def test_shadow_predictions_batch_is_one_message(harness: Harness) -> None
 
 async def test_discord_failure_propagates_so_the_outbox_retries(harness: Harness) -> None:
     response = SimpleNamespace(status=503, reason="Service Unavailable")
-    harness.recorder.on(POST, discord.HTTPException(response, "unavailable"))  # type: ignore[arg-type]
+    harness.recorder.on(POST, discord.HTTPException(response, "unavailable"))
     with pytest.raises(discord.HTTPException):
         await DiscordAdapter(discord).send(text_channel(harness.client), samples.ready())
 
