@@ -130,7 +130,7 @@ class DiscordAdapter:
         self.launcher = launcher
         self.admin_role = admin_role
         # Starting a process on the host is at least as sensitive as resuming, so by default only
-        # admins may do it.
+        # admins may do it; "" opens it to every member.
         self.launch_role = launch_role if launch_role is not None else admin_role
         self.nonce_prefix = nonce_prefix
         self.ResumeButton: type[Any] = _resume_button_class(discord_module, self)

@@ -217,6 +217,15 @@ async def test_non_admin_cannot_start_a_session(make: MakeHarness) -> None:
     }
 
 
+async def test_an_empty_launch_role_lets_every_member_launch(make: MakeHarness) -> None:
+    launcher = LaunchRecorder()
+    h, _ = await _posted(make, DiscordAdapter(discord, agents=agents(1), launcher=launcher, launch_role=""))
+    message = h.recorder.messages[max(h.recorder.messages)]
+    other = member_payload(USER_ID + 1, role_ids=[OTHER_ROLE_ID])
+    await h.dispatch_interaction(button_click_payload("launch:agent-00", message, member=other))
+    assert launcher.calls == [("agent-00", USER_ID + 1)]
+
+
 async def test_launch_failure_is_reported_to_the_user(make: MakeHarness) -> None:
     launcher = LaunchRecorder(error=LaunchError("command not found: claude"))
     h, _ = await _posted(make, DiscordAdapter(discord, agents=agents(1), launcher=launcher))
