@@ -5,6 +5,8 @@ The Discord token is never read from or written to the file: it comes from ``DIS
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 import tomllib
@@ -114,6 +116,11 @@ class Config(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first so it overrides the file's values (passed as init kwargs).
         return (env_settings, init_settings)
+
+    def fingerprint(self) -> str:
+        """What a verify/merge verdict depends on besides main: a change lets a blocked candidate resume."""
+        data = {"verify": self.verify_command, "strategy": self.merge_strategy, "policy": self.branch_policy}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def file_dict(self) -> dict[str, Any]:
         """What ``init`` writes: paths relative to the config file where possible, no secrets."""

@@ -170,7 +170,9 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "integration_blocked": ("slug", "branch", "sha", "attempt"),
     "superseded": ("slug", "branch", "sha"),
 }
-TIME_FIELDS = frozenset({"approved_at", "ready_at", "pushed_at", "completed_at", "blocked_at", "superseded_at"})
+TIME_FIELDS = frozenset(
+    {"approved_at", "ready_at", "pushed_at", "completed_at", "blocked_at", "superseded_at"}
+)
 # Outcome events carry measurements that legitimately differ on a re-record; only readiness events
 # are compared field by field for an idempotency conflict.
 CONTENT_CHECKED = frozenset(READINESS_TYPES)
@@ -257,8 +259,10 @@ def make_event(
     if isinstance(payload, _Payload):
         parsed = payload
     else:
+        # Always validate in JSON mode: strict about types (no bool for int), yet timestamps arrive as
+        # ISO strings from JSON and as datetimes from Python; both become the same text first.
         try:
-            parsed = model.model_validate(payload)
+            parsed = model.model_validate_json(json.dumps(payload, default=_json_default))
         except ValidationError as err:
             raise InvalidInput("; ".join(_format(err, "payload."))) from None
     return Event(
@@ -276,16 +280,13 @@ def parse_wire(obj: Any, *, received_at: datetime | None = None) -> Event:
         env = EventEnvelopeIn.model_validate(obj)
     except ValidationError as err:
         raise InvalidInput("; ".join(_format(err, ""))) from None
-    return make_event(env.type, _json_payload(env.type, env.payload), received_at=received_at)
+    return make_event(env.type, env.payload, received_at=received_at)
 
 
-def _json_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any] | _Payload:
-    # JSON has no datetime type: parse timestamps from strings in JSON mode, everything else strictly.
-    model = PAYLOADS[event_type]
-    try:
-        return model.model_validate_json(json.dumps(payload))
-    except ValidationError as err:
-        raise InvalidInput("; ".join(_format(err, "payload."))) from None
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Event]:

@@ -97,7 +97,9 @@ async def run(
             proc.kill()
             await proc.wait()
         raise
-    result = Result(tuple(args), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+    result = Result(
+        tuple(args), proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    )
     if check and not result.ok:
         raise _raise(args, result.returncode, result.stderr)
     return result
@@ -155,3 +157,187 @@ def validate_repository(path: Path, remote: str) -> str:
     if not urls:
         raise InvalidInput(f"remote: {remote!r} in {path} has no URL")
     return str(urls[0])
+
+
+# --- the operations the integrator needs, each one git call -------------------------------------
+
+
+async def fetch(repo: Path, remote: str, *, timeout: float) -> None:
+    """One fetch of every branch of ``remote`` into ``refs/remotes/<remote>/``."""
+    await run(
+        ["fetch", "--prune", "--no-tags", "--quiet", "--", remote, f"+refs/heads/*:refs/remotes/{remote}/*"],
+        cwd=repo,
+        timeout=timeout,
+    )
+
+
+async def remote_tips(repo: Path, remote: str, *, timeout: float) -> dict[str, str]:
+    """``{branch: sha}`` for every remote-tracking branch of ``remote``."""
+    prefix = f"refs/remotes/{remote}/"
+    out = await run(
+        ["for-each-ref", "--format=%(objectname) %(refname)", "--", prefix], cwd=repo, timeout=timeout
+    )
+    tips = {}
+    for line in out.stdout.splitlines():
+        sha, _, ref = line.partition(" ")
+        name = ref[len(prefix) :]
+        if name and name != "HEAD":
+            tips[name] = sha
+    return tips
+
+
+async def is_ancestor(repo: Path, ancestor: str, descendant: str, *, timeout: float) -> bool:
+    """True when ``ancestor`` is reachable from ``descendant``; errors (missing objects) raise."""
+    res = await run(
+        ["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, timeout=timeout, check=False
+    )
+    if res.returncode in (0, 1):
+        return res.returncode == 0
+    raise _raise(res.args, res.returncode, res.stderr)
+
+
+async def refs_containing(repo: Path, sha: str, prefix: str, *, timeout: float) -> list[str] | None:
+    """Refs under ``prefix`` that contain ``sha``; None when the object is not in the repository."""
+    res = await run(
+        ["for-each-ref", "--format=%(refname)", f"--contains={sha}", "--", prefix],
+        cwd=repo,
+        timeout=timeout,
+        check=False,
+    )
+    if res.returncode != 0:
+        return None
+    return res.stdout.split()
+
+
+async def rev_parse(repo: Path, ref: str, *, timeout: float) -> str | None:
+    res = await run(
+        ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=repo, timeout=timeout, check=False
+    )
+    return res.stdout.strip() or None if res.ok else None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    clean: bool
+    tree: str
+    conflicted_paths: tuple[str, ...]
+    messages: str
+
+
+async def merge_tree(repo: Path, main_sha: str, sha: str, *, timeout: float) -> MergeResult:
+    """Merge in memory (no work tree, no index): the tree, or the conflicted paths."""
+    res = await run(
+        ["merge-tree", "--write-tree", "--name-only", "--messages", main_sha, sha],
+        cwd=repo,
+        timeout=timeout,
+        check=False,
+    )
+    if res.returncode not in (0, 1):
+        # A failed merge (bad object, no merge base handling error) is never "already integrated".
+        raise _raise(res.args, res.returncode, res.stderr)
+    head, _, messages = res.stdout.partition("\n\n")
+    lines = head.splitlines()
+    tree = lines[0].strip() if lines else ""
+    paths = tuple(dict.fromkeys(p for p in lines[1:] if p))
+    return MergeResult(res.returncode == 0, tree, paths if res.returncode == 1 else (), messages)
+
+
+async def tree_of(repo: Path, commit: str, *, timeout: float) -> str:
+    res = await run(["rev-parse", "--verify", f"{commit}^{{tree}}"], cwd=repo, timeout=timeout)
+    return res.stdout.strip()
+
+
+async def commit_tree(
+    repo: Path,
+    tree: str,
+    parents: Sequence[str],
+    message: str,
+    *,
+    timeout: float,
+    identity: tuple[str, str] = ("teleclaude-integrator", "integrator@localhost"),
+    when: str | None = None,
+) -> str:
+    """Create a commit object; the message arrives on stdin, never on the command line."""
+    args = ["commit-tree", tree]
+    for parent in parents:
+        args += ["-p", parent]
+    env = {
+        "GIT_AUTHOR_NAME": identity[0],
+        "GIT_AUTHOR_EMAIL": identity[1],
+        "GIT_COMMITTER_NAME": identity[0],
+        "GIT_COMMITTER_EMAIL": identity[1],
+    }
+    if when:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when
+    res = await run(args, cwd=repo, timeout=timeout, env=env, input_text=message)
+    return res.stdout.strip()
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    stale: bool  # rejected because the remote's main is not the one we merged on
+    stderr: str
+
+
+async def push_main(
+    repo: Path,
+    remote: str,
+    main_branch: str,
+    new_sha: str,
+    expected_old: str,
+    *,
+    timeout: float,
+    push_options: Sequence[str] = (),
+) -> PushResult:
+    """Compare-and-swap push of ``new_sha`` to main: it lands only if main is still ``expected_old``."""
+    ref = f"refs/heads/{main_branch}"
+    args = ["push", "--porcelain", "--atomic", f"--force-with-lease={ref}:{expected_old}"]
+    for option in push_options:
+        args += ["--push-option", option]
+    args += ["--", remote, f"{new_sha}:{ref}"]
+    res = await run(args, cwd=repo, timeout=timeout, check=False)
+    if res.ok:
+        return PushResult(True, False, res.stderr)
+    text = res.stdout + res.stderr
+    if "stale info" in text or "fetch first" in text or "non-fast-forward" in text:
+        return PushResult(False, True, text)
+    if "[remote rejected]" in text or "pre-receive hook declined" in text:
+        return PushResult(False, False, text)
+    raise _raise(res.args, res.returncode, text)
+
+
+async def find_trailer_commit(repo: Path, ref: str, key: str, value: str, *, timeout: float) -> str | None:
+    """The newest commit on ``ref`` whose message has the trailer ``key: value``."""
+    res = await run(
+        ["log", "--format=%H", "-n", "1", "--fixed-strings", f"--grep={key}: {value}", ref, "--"],
+        cwd=repo,
+        timeout=timeout,
+        check=False,
+    )
+    found = res.stdout.strip()
+    return found or None
+
+
+async def first_parent_path(repo: Path, sha: str, tip: str, *, timeout: float) -> list[str]:
+    """Commits on ``tip``'s first-parent chain that descend from ``sha``, oldest first."""
+    res = await run(
+        ["rev-list", "--first-parent", "--ancestry-path", "--reverse", f"{sha}..{tip}", "--"],
+        cwd=repo,
+        timeout=timeout,
+    )
+    return res.stdout.split()
+
+
+async def parents(repo: Path, commit: str, *, timeout: float) -> list[str]:
+    res = await run(["rev-list", "--parents", "-n", "1", commit, "--"], cwd=repo, timeout=timeout)
+    return res.stdout.split()[1:]
+
+
+async def add_worktree(repo: Path, path: Path, commit: str, *, timeout: float) -> None:
+    await run(["worktree", "add", "--detach", "--quiet", "--", str(path), commit], cwd=repo, timeout=timeout)
+
+
+async def remove_worktree(repo: Path, path: Path, *, timeout: float) -> None:
+    await run(["worktree", "remove", "--force", "--", str(path)], cwd=repo, timeout=timeout, check=False)
+    await run(["worktree", "prune"], cwd=repo, timeout=timeout, check=False)

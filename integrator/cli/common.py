@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from integrator.config import Config, load_config
+from integrator.config import Config, find_config_path, load_config
 from integrator.errors import IntegratorError
 
 P = ParamSpec("P")
@@ -19,8 +19,13 @@ T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Path to integrator.toml (default: $INTEGRATOR_CONFIG, then ./integrator.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Path to integrator.toml (default: $INTEGRATOR_CONFIG, then ./integrator.toml).",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """The singleton integrator: the only writer of main."""
@@ -64,3 +69,6 @@ def run_async(coro: Awaitable[T]) -> T:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))
+
+
+__all__ = ["cli", "echo_json", "fail", "find_config_path", "get_config", "handle_errors", "run_async"]

@@ -1,0 +1,120 @@
+"""Plain-text rendering for the terminal: status, queue, events, notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def short(sha: str | None) -> str:
+    return (sha or "-")[:10]
+
+
+def candidate_line(c: dict[str, Any]) -> str:
+    where = f" position {c['position']}" if c.get("position") else ""
+    head = f"{c['slug']:<24} {c['branch']:<28} {short(c['sha'])}  {c['status']}{where}"
+    reasons = c.get("reasons") or []
+    if c["status"] in ("waiting", "blocked", "superseded") and reasons:
+        return head + "".join(f"\n    - {r}" for r in reasons)
+    return head
+
+
+def queue_lines(items: list[dict[str, Any]]) -> list[str]:
+    if not items:
+        return ["queue: empty"]
+    lines = ["queue:"]
+    for item in items:
+        pos = "now" if item["status"] == "in_progress" else f"#{item['position']}"
+        lines.append(
+            f"  {pos:>4}  {item['slug']:<24} {item['branch']:<28} {short(item['sha'])}  "
+            f"ready {item['ready_at']}  attempts {item['attempts']}"
+        )
+    return lines
+
+
+def status_text(s: dict[str, Any]) -> str:
+    lines = [
+        f"mode: {s['mode']}"
+        + (f" since {s['mode_since']} by {s['mode_by']} ({s['mode_reason']})" if s.get("mode_since") else "")
+    ]
+    if s["paused"]:
+        p = s["pause"]
+        lines.append(f"paused: yes, by {p['by']} at {p['at']}: {p['reason']}")
+    else:
+        lines.append("paused: no")
+    lease = s["lease"]
+    lines.append(
+        f"lease integration/main: {lease['holder']} (fencing {lease['fencing']}, expires {lease['expires']})"
+        if lease
+        else "lease integration/main: free"
+    )
+    if s.get("in_flight"):
+        f = s["in_flight"]
+        lines.append(f"in flight: {f['slug']} {short(f['sha'])} phase {f['phase']} since {f['since']}")
+    if s.get("fault"):
+        f = s["fault"]
+        lines.append(f"last fault: {f['at']} {f['kind']}: {f['message']} ({f['streak']} in a row)")
+    lines += queue_lines(s["queue"])
+    if s["blocked"]:
+        lines.append("blocked:")
+        for b in s["blocked"]:
+            paths = ", ".join(b["conflicted_paths"][:5])
+            lines.append(
+                f"  {b['slug']:<24} {short(b['sha'])}  {b['reason_code']}" + (f"  [{paths}]" if paths else "")
+            )
+            if b.get("next_action"):
+                lines.append(f"    next: {b['next_action']}")
+    lines.append("candidates:" if s["candidates"] else "candidates: none")
+    lines += ["  " + candidate_line(c).replace("\n", "\n  ") for c in s["candidates"]]
+    if s["recent_outcomes"]:
+        lines.append("recent outcomes:")
+        lines += ["  " + outcome_line(o) for o in s["recent_outcomes"]]
+    return "\n".join(lines)
+
+
+def outcome_line(o: dict[str, Any]) -> str:
+    kind = o["type"]
+    if kind == "integration_completed":
+        extra = " (already on main)" if o.get("already_on_main") else f" as {short(o['merge_sha'])}"
+        return f"completed {o['slug']} {short(o['sha'])}{extra} in {o['duration_ms']} ms"
+    if kind == "integration_blocked":
+        paths = ", ".join(o.get("evidence", {}).get("conflicted_paths", [])[:5])
+        return f"blocked   {o['slug']} {short(o['sha'])} {o['reason_code']}" + (
+            f" [{paths}]" if paths else ""
+        )
+    return f"superseded {o['slug']} {short(o['sha'])} by {short(o.get('superseded_by'))}"
+
+
+def notification_line(n: dict[str, Any]) -> str:
+    """One console line per outbox notification (the headless twin of the Discord messages)."""
+    kind, p = n["kind"], n["payload"]
+    if kind == "candidate_ready":
+        return f"[ready] {p['slug']} {short(p['sha'])} on {p['branch']} queued at position {p['position']}"
+    if kind == "candidate_superseded":
+        return f"[superseded] {p['slug']} {short(p['sha'])} by {short(p['superseded_by'])}"
+    if kind == "integration_completed":
+        return "[integrated] " + outcome_line({"type": "integration_completed", **p}).removeprefix(
+            "completed "
+        )
+    if kind == "integration_blocked":
+        lines = [f"[blocked] {p['slug']} {short(p['sha'])}: {p['reason_code']}"]
+        ev = p.get("evidence", {})
+        for path in ev.get("conflicted_paths", [])[:10]:
+            lines.append(f"    conflict: {path}")
+        lines.append(f"    next: {p['next_action']}")
+        if p.get("follow_up_path"):
+            lines.append(f"    follow-up: {p['follow_up_path']}")
+        return "\n".join(lines)
+    if kind == "shadow_predictions":
+        items = p["items"]
+        parts = [f"{i['slug']}={i['prediction']}" for i in items[:10]]
+        return f"[shadow] {len(items)} prediction(s): " + ", ".join(parts)
+    if kind == "mode_changed":
+        auto = " (automatic)" if p.get("automatic") else ""
+        return f"[mode] {p['previous']} -> {p['mode']}{auto} by {p['by']}: {p['reason']}"
+    if kind == "paused":
+        return f"[paused] by {p['by']}: {p['reason']}"
+    if kind == "unpaused":
+        return f"[unpaused] by {p['by']}"
+    if kind == "stall_alarm":
+        return f"[stall] queue of {p.get('queue_length')} has made no progress for {p.get('stalled_for_s')}s"
+    return f"[{kind}] {p}"

@@ -1,0 +1,68 @@
+"""The append-only event log: store an event once, by its idempotency key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from integrator.errors import DuplicateConflict
+from integrator.events import CONTENT_CHECKED, Event, content_of, iso
+from integrator.store import one, rows
+
+
+@dataclass(frozen=True)
+class Appended:
+    event: Event
+    outcome: Literal["stored", "duplicate"]
+    seq: int
+
+
+def append(conn: sqlite3.Connection, event: Event) -> Appended:
+    """Insert ``event`` unless its key is known; a known key with other content is a conflict."""
+    existing = one(
+        conn, "SELECT seq, type, payload FROM events WHERE idempotency_key = ?", (event.idempotency_key,)
+    )
+    if existing is not None:
+        if event.type in CONTENT_CHECKED and content_of(json.loads(existing["payload"])) != event.content():
+            raise DuplicateConflict(
+                f"{event.type}: an event with the same identity but different content is already stored "
+                f"(key {event.idempotency_key[:12]}); refusing it"
+            )
+        return Appended(event, "duplicate", existing["seq"])
+    data = event.payload.model_dump(mode="json")
+    cur = conn.execute(
+        "INSERT INTO events (event_id, type, payload, received_at, idempotency_key, slug, branch, sha)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.event_id,
+            event.type,
+            event.payload_json(),
+            iso(event.received_at),
+            event.idempotency_key,
+            data.get("slug"),
+            data.get("branch"),
+            data.get("sha"),
+        ),
+    )
+    return Appended(event, "stored", int(cur.lastrowid or 0))
+
+
+def recent(conn: sqlite3.Connection, limit: int, types: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    where = f"WHERE type IN ({','.join('?' * len(types))})" if types else ""
+    found = rows(
+        conn,
+        f"SELECT seq, event_id, type, payload, received_at FROM events {where} ORDER BY seq DESC LIMIT ?",
+        (*types, limit),
+    )
+    return [
+        {
+            "seq": r["seq"],
+            "event_id": r["event_id"],
+            "type": r["type"],
+            "received_at": r["received_at"],
+            "payload": json.loads(r["payload"]),
+        }
+        for r in found
+    ]

@@ -1,0 +1,124 @@
+"""Notifications to deliver (DESIGN §3, §11): written in the step's transaction, read in order per consumer.
+
+Each consumer (console, discord) keeps a cursor; the head notification is retried with backoff
+until delivered, so delivery is in order, never lost, and a crash between send and ack re-sends at
+most the one notification (the Discord adapter passes a nonce derived from the id so Discord drops it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from integrator.events import canonical_json
+from integrator.store import one, rows
+
+KINDS = frozenset(
+    {
+        "candidate_ready",
+        "candidate_superseded",
+        "integration_completed",
+        "integration_blocked",
+        "shadow_predictions",
+        "mode_changed",
+        "stall_alarm",
+        "paused",
+        "unpaused",
+        "fault",
+    }
+)
+MAX_BACKOFF_S = 300.0
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "payload": self.payload, "created_at": self.created_at}
+
+
+def add(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], *, now: str) -> int:
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    cur = conn.execute(
+        "INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)",
+        (kind, canonical_json(payload), now),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _cursor(conn: sqlite3.Connection, consumer: str) -> sqlite3.Row:
+    row = one(conn, "SELECT * FROM outbox_cursors WHERE consumer = ?", (consumer,))
+    if row is None:
+        # A new consumer starts at the current end: it should not replay history it never owned.
+        last = one(conn, "SELECT COALESCE(MAX(id), 0) AS m FROM outbox")
+        conn.execute(
+            "INSERT INTO outbox_cursors (consumer, last_id) VALUES (?, ?)",
+            (consumer, int(last["m"]) if last else 0),
+        )
+        row = one(conn, "SELECT * FROM outbox_cursors WHERE consumer = ?", (consumer,))
+    assert row is not None
+    return row
+
+
+def register(conn: sqlite3.Connection, consumer: str, *, from_start: bool = False) -> None:
+    """Make sure ``consumer`` has a cursor (at the start of the outbox, or at its current end)."""
+    if from_start:
+        conn.execute("INSERT OR IGNORE INTO outbox_cursors (consumer, last_id) VALUES (?, 0)", (consumer,))
+    else:
+        _cursor(conn, consumer)
+
+
+def pending(conn: sqlite3.Connection, consumer: str, *, now: float, limit: int = 50) -> list[Notification]:
+    """The next notifications for ``consumer``, or nothing while its head is backing off."""
+    cursor = _cursor(conn, consumer)
+    if cursor["next_attempt_at"] > now:
+        return []
+    found = rows(
+        conn,
+        "SELECT id, kind, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+        (cursor["last_id"], limit),
+    )
+    return [Notification(r["id"], r["kind"], json.loads(r["payload"]), r["created_at"]) for r in found]
+
+
+def ack(conn: sqlite3.Connection, consumer: str, notification_id: int) -> None:
+    conn.execute(
+        "UPDATE outbox_cursors SET last_id = MAX(last_id, ?), attempts = 0, next_attempt_at = 0, last_error = NULL"
+        " WHERE consumer = ?",
+        (notification_id, consumer),
+    )
+
+
+def fail(conn: sqlite3.Connection, consumer: str, error: str, *, now: float) -> float:
+    """Record a failed delivery of the head; returns when to try again (exponential backoff)."""
+    cursor = _cursor(conn, consumer)
+    attempts = int(cursor["attempts"]) + 1
+    delay = min(MAX_BACKOFF_S, 2.0 ** min(attempts, 12) / 2)
+    conn.execute(
+        "UPDATE outbox_cursors SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE consumer = ?",
+        (attempts, now + delay, error[:500], consumer),
+    )
+    return now + delay
+
+
+def backlog(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Per consumer: how many notifications wait and the last error (for status)."""
+    out = []
+    for c in rows(conn, "SELECT * FROM outbox_cursors ORDER BY consumer"):
+        waiting = one(conn, "SELECT COUNT(*) AS n FROM outbox WHERE id > ?", (c["last_id"],))
+        out.append(
+            {
+                "consumer": c["consumer"],
+                "waiting": int(waiting["n"]) if waiting else 0,
+                "attempts": c["attempts"],
+                "last_error": c["last_error"],
+            }
+        )
+    return out

@@ -1,0 +1,411 @@
+"""The readiness projection (DESIGN §5): one row per candidate (slug, branch, sha) with its reasons.
+
+Database conditions (newest finalize, approval at this sha, branch_pushed) are applied in the
+transaction that stores the event. Git conditions (the branch tip, reachability, already on main)
+are checked in a *cycle*: one fetch, then every candidate that waits only on git.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from integrator import git, outbox, queue
+from integrator.errors import GitError
+from integrator.events import Event, iso, make_event, utcnow
+from integrator.journal import append
+from integrator.store import Store, one, rows
+
+# Reasons that only a git check can clear.
+GIT_CODES = frozenset({"git_pending", "branch_missing", "branch_moved", "not_reachable", "fetch_failed"})
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    slug: str
+    branch: str
+    sha: str
+    status: str
+    ready_at: str
+    received_at: str
+    finalize_event_id: str
+    reasons: tuple[Reason, ...]
+    superseded_by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "branch": self.branch,
+            "sha": self.sha,
+            "status": self.status,
+            "ready_at": self.ready_at,
+            "reasons": [r.message for r in self.reasons],
+            "reason_codes": [r.code for r in self.reasons],
+            "superseded_by": self.superseded_by,
+        }
+
+
+def _candidate(row: sqlite3.Row) -> Candidate:
+    reasons = tuple(Reason(r["code"], r["message"]) for r in json.loads(row["reasons"]))
+    return Candidate(
+        row["id"],
+        row["slug"],
+        row["branch"],
+        row["sha"],
+        row["status"],
+        row["ready_at"],
+        row["received_at"],
+        row["finalize_event_id"],
+        reasons,
+        row["superseded_by"],
+    )
+
+
+def get(conn: sqlite3.Connection, candidate_id: int) -> Candidate | None:
+    row = one(conn, "SELECT * FROM candidates WHERE id = ?", (candidate_id,))
+    return _candidate(row) if row else None
+
+
+def find(conn: sqlite3.Connection, slug: str, branch: str, sha: str) -> Candidate | None:
+    row = one(conn, "SELECT * FROM candidates WHERE slug = ? AND branch = ? AND sha = ?", (slug, branch, sha))
+    return _candidate(row) if row else None
+
+
+def newest_for_slug(conn: sqlite3.Connection, slug: str) -> Candidate | None:
+    row = one(
+        conn,
+        "SELECT * FROM candidates WHERE slug = ? ORDER BY ready_at DESC, received_at DESC, finalize_event_id DESC"
+        " LIMIT 1",
+        (slug,),
+    )
+    return _candidate(row) if row else None
+
+
+def listing(conn: sqlite3.Connection, *, limit: int = 200) -> list[Candidate]:
+    """Live candidates first (waiting, ready, blocked), then the most recent finished ones."""
+    live = rows(
+        conn,
+        "SELECT * FROM candidates WHERE status IN ('waiting', 'ready', 'blocked') ORDER BY ready_at, id LIMIT ?",
+        (limit,),
+    )
+    done = rows(
+        conn,
+        "SELECT * FROM candidates WHERE status IN ('integrated', 'superseded') ORDER BY updated_at DESC LIMIT ?",
+        (max(0, min(20, limit - len(live))),),
+    )
+    return [_candidate(r) for r in [*live, *done]]
+
+
+def _set(
+    conn: sqlite3.Connection,
+    candidate_id: int,
+    *,
+    status: str,
+    reasons: list[Reason],
+    now: str,
+    superseded_by: str | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE candidates SET status = ?, reasons = ?, updated_at = ?, superseded_by = COALESCE(?, superseded_by)"
+        " WHERE id = ?",
+        (status, json.dumps([r.as_dict() for r in reasons]), now, superseded_by, candidate_id),
+    )
+
+
+def set_status(conn: sqlite3.Connection, candidate_id: int, status: str, reason: Reason, *, now: str) -> None:
+    _set(conn, candidate_id, status=status, reasons=[reason], now=now)
+
+
+# --- applying readiness events --------------------------------------------------------------------
+
+
+def apply(conn: sqlite3.Connection, event: Event, *, remote: str, now: str) -> None:
+    """Update the projection for one newly stored readiness event (same transaction as the insert)."""
+    data = event.payload.model_dump(mode="json")
+    if event.type == "finalize_ready":
+        conn.execute(
+            "INSERT OR IGNORE INTO candidates (slug, branch, sha, finalize_event_id, ready_at, received_at, status,"
+            " reasons, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', '[]', ?)",
+            (
+                data["slug"],
+                data["branch"],
+                data["sha"],
+                event.event_id,
+                iso(event.payload.ready_at),  # type: ignore[attr-defined]
+                iso(event.received_at),
+                now,
+            ),
+        )
+        _resolve_slug(conn, data["slug"], now=now)
+        affected = rows(
+            conn, "SELECT * FROM candidates WHERE slug = ? AND status = 'waiting'", (data["slug"],)
+        )
+    elif event.type == "review_approved":
+        affected = rows(
+            conn, "SELECT * FROM candidates WHERE slug = ? AND status = 'waiting'", (data["slug"],)
+        )
+    elif event.type == "branch_pushed":
+        affected = rows(
+            conn, "SELECT * FROM candidates WHERE branch = ? AND status = 'waiting'", (data["branch"],)
+        )
+    else:
+        return
+    for row in affected:
+        evaluate(conn, _candidate(row), remote=remote, now=now)
+
+
+def _resolve_slug(conn: sqlite3.Connection, slug: str, *, now: str) -> None:
+    """Supersede every live candidate of ``slug`` but the newest (total order: ready_at, received_at, id)."""
+    newest = newest_for_slug(conn, slug)
+    if newest is None:
+        return
+    for row in rows(
+        conn,
+        "SELECT * FROM candidates WHERE slug = ? AND id != ? AND status IN ('waiting', 'ready', 'blocked')",
+        (slug, newest.id),
+    ):
+        supersede(conn, _candidate(row), newest.sha, now=now)
+
+
+def supersede(conn: sqlite3.Connection, cand: Candidate, by_sha: str, *, now: str) -> bool:
+    """Mark ``cand`` superseded, with its queue transition, event and notification; False if in flight."""
+    item = queue.get_by_candidate(conn, cand.id)
+    if item is not None and item.status == "in_progress":
+        # The lease holder owns in-flight work: it re-checks readiness and records the supersession itself.
+        return False
+    if item is not None and item.status in ("queued", "blocked"):
+        queue.transition(
+            conn, item.id, item.status, "superseded", reason=f"superseded by {by_sha[:10]}", now=now
+        )
+    _set(
+        conn,
+        cand.id,
+        status="superseded",
+        reasons=[Reason("superseded", f"superseded by a newer finalize_ready ({by_sha[:10]})")],
+        now=now,
+        superseded_by=by_sha,
+    )
+    event = make_event(
+        "superseded",
+        {
+            "slug": cand.slug,
+            "branch": cand.branch,
+            "sha": cand.sha,
+            "superseded_by": by_sha,
+            "superseded_at": now,
+        },
+    )
+    append(conn, event)
+    outbox.add(
+        conn,
+        "candidate_superseded",
+        {"slug": cand.slug, "branch": cand.branch, "sha": cand.sha, "superseded_by": by_sha},
+        now=now,
+    )
+    return True
+
+
+def db_reasons(conn: sqlite3.Connection, cand: Candidate, *, remote: str) -> list[Reason]:
+    """Unmet conditions 2 and 3 of DESIGN §5 (condition 1 is kept by supersession)."""
+    reasons = []
+    approved = one(
+        conn,
+        "SELECT 1 FROM events WHERE type = 'review_approved' AND slug = ? AND sha = ? LIMIT 1",
+        (cand.slug, cand.sha),
+    )
+    if approved is None:
+        latest = one(
+            conn,
+            "SELECT sha, payload FROM events WHERE type = 'review_approved' AND slug = ? ORDER BY seq DESC LIMIT 1",
+            (cand.slug,),
+        )
+        if latest is None:
+            reasons.append(Reason("no_approval", f"no review_approved for {cand.slug} yet"))
+        else:
+            rnd = json.loads(latest["payload"]).get("review_round")
+            reasons.append(
+                Reason(
+                    "approval_for_other_sha",
+                    f"review_approved is for {latest['sha'][:10]} (round {rnd}), not for {cand.sha[:10]}: "
+                    "approval does not carry over to a new sha",
+                )
+            )
+    pushed = one(
+        conn,
+        "SELECT 1 FROM events WHERE type = 'branch_pushed' AND branch = ? AND sha = ?"
+        " AND json_extract(payload, '$.remote') = ? LIMIT 1",
+        (cand.branch, cand.sha, remote),
+    )
+    if pushed is None:
+        reasons.append(
+            Reason("no_push", f"no branch_pushed for {cand.branch} at {cand.sha[:10]} on {remote}")
+        )
+    return reasons
+
+
+def evaluate(conn: sqlite3.Connection, cand: Candidate, *, remote: str, now: str) -> list[Reason]:
+    """Re-derive a waiting candidate's database reasons; when none remain it waits for the git check."""
+    reasons = db_reasons(conn, cand, remote=remote)
+    if not reasons:
+        reasons = [Reason("git_pending", f"waiting for the git check (fetch of {remote})")]
+    _set(conn, cand.id, status="waiting", reasons=reasons, now=now)
+    return reasons
+
+
+# --- the git check cycle ----------------------------------------------------------------------------
+
+
+@dataclass
+class GitView:
+    """What one fetch tells: the main tip and every branch tip of the remote."""
+
+    main_sha: str | None
+    tips: dict[str, str] = field(default_factory=dict)
+
+
+async def observe(
+    repo: Path, remote: str, main_branch: str, *, timeout: float, fetch: bool = True
+) -> GitView:
+    if fetch:
+        await git.fetch(repo, remote, timeout=timeout)
+    tips = await git.remote_tips(repo, remote, timeout=timeout)
+    return GitView(tips.get(main_branch), tips)
+
+
+async def git_reasons(
+    repo: Path, view: GitView, remote: str, cand: Candidate, *, policy: str, timeout: float
+) -> list[Reason]:
+    """Conditions 4 and 5 of DESIGN §5 against the refs of ``view``; empty means ready."""
+    if view.main_sha and await reachable(repo, cand.sha, view.main_sha, timeout=timeout):
+        return [Reason("on_main", f"{cand.sha[:10]} is already on {remote}/main")]
+    tip = view.tips.get(cand.branch)
+    if tip == cand.sha:
+        return []
+    containing = await git.refs_containing(repo, cand.sha, f"refs/remotes/{remote}/", timeout=timeout)
+    if not containing:
+        return [Reason("not_reachable", f"{cand.sha[:10]} is not reachable from any branch on {remote}")]
+    if tip is None:
+        return [Reason("branch_missing", f"branch {cand.branch} does not exist on {remote}")]
+    if policy == "ancestor" and f"refs/remotes/{remote}/{cand.branch}" in containing:
+        return []
+    return [
+        Reason(
+            "branch_moved",
+            f"{remote}/{cand.branch} is at {tip[:10]}, not {cand.sha[:10]}: the branch moved; "
+            "waiting for a finalize_ready of the new tip",
+        )
+    ]
+
+
+async def reachable(repo: Path, sha: str, tip: str, *, timeout: float) -> bool:
+    try:
+        return await git.is_ancestor(repo, sha, tip, timeout=timeout)
+    except GitError:
+        return False  # the object is unknown locally: certainly not on main
+
+
+def waiting_on_git(conn: sqlite3.Connection) -> list[Candidate]:
+    found = []
+    for row in rows(conn, "SELECT * FROM candidates WHERE status = 'waiting' ORDER BY ready_at, id"):
+        cand = _candidate(row)
+        if cand.reasons and all(r.code in GIT_CODES for r in cand.reasons):
+            found.append(cand)
+    return found
+
+
+def settle(
+    conn: sqlite3.Connection, cand: Candidate, reasons: list[Reason], *, main_sha: str | None, now: str
+) -> queue.Item | None:
+    """Write a git verdict for a candidate that is still waiting: enqueue it, mark it on main, or keep reasons."""
+    current = get(conn, cand.id)
+    if current is None or current.status != "waiting":
+        return None  # something else moved it since we looked
+    if any(r.code == "on_main" for r in reasons):
+        _set(conn, cand.id, status="integrated", reasons=reasons, now=now)
+        return None
+    if reasons:
+        _set(conn, cand.id, status="waiting", reasons=reasons, now=now)
+        return None
+    _set(conn, cand.id, status="ready", reasons=[], now=now)
+    item = queue.enqueue(
+        conn, cand.id, order_at=cand.ready_at, now=now, reason="ready: all readiness conditions hold"
+    )
+    outbox.add(
+        conn,
+        "candidate_ready",
+        {
+            "slug": cand.slug,
+            "branch": cand.branch,
+            "sha": cand.sha,
+            "ready_at": cand.ready_at,
+            "position": queue.position(conn, item.id),
+        },
+        now=now,
+    )
+    return item
+
+
+async def check_cycle(
+    store: Store,
+    repo: Path,
+    *,
+    remote: str,
+    main_branch: str,
+    policy: str,
+    timeout: float,
+    view: GitView | None = None,
+) -> GitView | None:
+    """One fetch (unless ``view`` is given), then a git verdict for each candidate waiting on git.
+
+    A fetch failure is recorded as the candidates' reason and re-raised for the caller's backoff;
+    it never blocks a candidate.
+    """
+    waiting = await store.read(waiting_on_git)
+    if not waiting:
+        return view
+    if view is None:
+        try:
+            view = await observe(repo, remote, main_branch, timeout=timeout)
+        except GitError as err:
+            now = iso(utcnow())
+            message = f"fetch of {remote} failed ({err}); will retry"
+
+            def note(conn: sqlite3.Connection) -> None:
+                for cand in waiting:
+                    if (c := get(conn, cand.id)) is not None and c.status == "waiting":
+                        _set(
+                            conn,
+                            cand.id,
+                            status="waiting",
+                            reasons=[Reason("fetch_failed", message)],
+                            now=now,
+                        )
+
+            await store.write(note)
+            raise
+    verdicts = [
+        (cand, await git_reasons(repo, view, remote, cand, policy=policy, timeout=timeout))
+        for cand in waiting
+    ]
+    now = iso(utcnow())
+    main_sha = view.main_sha
+
+    def write(conn: sqlite3.Connection) -> None:
+        for cand, reasons in verdicts:
+            settle(conn, cand, reasons, main_sha=main_sha, now=now)
+
+    await store.write(write, notify=True)
+    return view

@@ -1,0 +1,210 @@
+"""The drain loop (DESIGN §6, §7): take the lease, recover, drain, wait for work, stop cleanly.
+
+A second runner on the same database stands by, polling only the lease row (a few times per TTL),
+and takes over within the TTL after the holder dies. The holder sleeps on the wake socket, not on
+a database poll; an idle re-check every ``idle_check_s`` catches work no one announced (a legacy
+push to main in shadow, a branch that finally moved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+
+from integrator import lease as leases
+from integrator import readiness, settings
+from integrator.config import Config
+from integrator.errors import GitError, LeaseLost
+from integrator.events import iso, utcnow
+from integrator.shadow import ShadowDrain
+from integrator.store import Store
+from integrator.wake import WakeListener
+from integrator.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 60.0
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Runner:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        holder: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        force_shadow: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.holder = holder or default_holder()
+        self.clock = clock
+        self.force_shadow = force_shadow
+        self.lease: leases.Lease | None = None
+        self._lost = asyncio.Event()
+        self.workflow = Workflow(cfg, store, self.guard, clock)
+        self.shadow = ShadowDrain(cfg, store, clock)
+        self._backoff = 0.0
+
+    def _epoch(self) -> float:
+        return self.clock().timestamp()
+
+    # --- the lease ----------------------------------------------------------------------------------
+
+    async def guard(self) -> leases.Lease:
+        """Return our lease if it is still ours and unexpired; raise LeaseLost otherwise."""
+        held = self.lease
+        if held is None or self._lost.is_set():
+            raise LeaseLost("this runner does not hold the lease")
+        now = self._epoch()
+        if not await self.store.read(lambda c: leases.is_held(c, held, now=now)):
+            self._lost.set()
+            raise LeaseLost(f"lease {held.key} lost (fencing {held.fencing})")
+        return held
+
+    async def _acquire(self, stop: asyncio.Event) -> leases.Lease | None:
+        ttl = self.cfg.lease_ttl_s
+        interval = max(0.05, min(ttl / 4, 5.0))
+        announced = False
+        while not stop.is_set():
+            now = self._epoch()
+            got = await self.store.write(
+                lambda c, now=now: leases.acquire(c, leases.MAIN_LEASE, self.holder, now=now, ttl=ttl)  # type: ignore[misc]
+            )
+            if got is not None:
+                return got
+            if not announced:
+                log.info("event=standby holder=%s lease=%s", self.holder, leases.MAIN_LEASE)
+                announced = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+        return None
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.lease_renew_s)
+            held = self.lease
+            if held is None:
+                return
+            now = self._epoch()
+            renewed = await self.store.write(
+                lambda c, h=held, now=now: leases.renew(c, h, now=now, ttl=self.cfg.lease_ttl_s)  # type: ignore[misc]
+            )
+            if renewed is None:
+                log.warning("event=lease_lost holder=%s", self.holder)
+                self._lost.set()
+                return
+            self.lease = renewed
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
+        """Hold the lease and drain until ``stop`` is set (or, with ``once``, until the queue is empty)."""
+        self.lease = await self._acquire(stop)
+        if self.lease is None:
+            return
+        log.info("event=lease_acquired holder=%s fencing=%d", self.holder, self.lease.fencing)
+        renew = asyncio.create_task(self._renew_forever())
+        listener = WakeListener(self.store.path)
+        listener.start()
+        try:
+            await self.workflow.recover()
+            while not stop.is_set() and not self._lost.is_set():
+                worked = await self.cycle()
+                if worked:
+                    continue
+                if once and self._backoff == 0:
+                    break
+                await self._idle(listener, stop)
+        except LeaseLost as err:
+            log.warning("event=stopped reason=%s", err)
+        finally:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+            listener.stop()
+            held = self.lease
+            self.lease = None
+            if held is not None:
+                await self.store.write(lambda c: leases.release(c, held))
+
+    async def _idle(self, listener: WakeListener, stop: asyncio.Event) -> None:
+        timeout = self._backoff or self.cfg.idle_check_s
+        waiter = asyncio.create_task(listener.wait(timeout))
+        stopper = asyncio.create_task(stop.wait())
+        lost = asyncio.create_task(self._lost.wait())
+        try:
+            await asyncio.wait({waiter, stopper, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper, lost):
+                task.cancel()
+            await asyncio.gather(waiter, stopper, lost, return_exceptions=True)
+
+    async def mode(self) -> str:
+        if self.force_shadow:
+            return "shadow"
+        record = await self.store.read(lambda c: settings.mode(c, self.cfg.mode))
+        return str(record["mode"])
+
+    async def cycle(self) -> bool:
+        """One pass: fetch, readiness check, then one candidate (cutover) or a prediction sweep (shadow).
+
+        Returns True when it changed something, so the loop goes on without waiting.
+        """
+        cfg = self.cfg
+        try:
+            view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
+            await readiness.check_cycle(
+                self.store,
+                cfg.repo,
+                remote=cfg.remote,
+                main_branch=cfg.main_branch,
+                policy=cfg.branch_policy,
+                timeout=cfg.git_timeout_s,
+                view=view,
+            )
+        except GitError as err:
+            await self._fault(err)
+            return False
+        if await self.mode() == "shadow":
+            lease = await self.guard()
+            changed = await self.shadow.cycle(view, lease.fencing)
+            self._backoff = 0.0
+            return changed > 0
+        if await self.store.read(settings.pause_state) is not None:
+            return False
+        item = await self.workflow.take()
+        if item is None:
+            self._backoff = 0.0
+            return False
+        outcome = await self.workflow.integrate(item, view)
+        log.info("event=outcome kind=%s slug=%s sha=%s", outcome.kind, item.slug, item.sha[:10])
+        if outcome.kind == "requeued":
+            self._bump_backoff()
+            return False
+        self._backoff = 0.0
+        return True
+
+    async def _fault(self, err: Exception) -> None:
+        now = iso(self.clock())
+
+        def write(conn: sqlite3.Connection) -> int:
+            return settings.record_fault(conn, "git", str(err), at=now)
+
+        streak = await self.store.write(write)
+        log.warning("event=fault streak=%d error=%s", streak, err)
+        self._bump_backoff()
+
+    def _bump_backoff(self) -> None:
+        self._backoff = min(MAX_BACKOFF_S, max(1.0, self._backoff * 2))

@@ -1,0 +1,329 @@
+"""The integrator's front door: what the CLI and the Discord bot call.
+
+It owns no logic of its own beyond composing one store transaction per request from the concept
+modules, so the CLI and the bot cannot disagree about what ``status`` or ``resume`` means.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from integrator import journal, outbox, queue, readiness, settings, shadow
+from integrator import lease as leases
+from integrator.config import Config
+from integrator.errors import GitError, InvalidInput, Refused
+from integrator.events import READINESS_TYPES, Event, iso, utcnow
+from integrator.journal import Appended
+from integrator.store import Store, one, rows
+
+
+@dataclass
+class EmitReport:
+    appended: list[Appended]
+    check_error: str | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return sum(1 for a in self.appended if a.outcome == "stored")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for a in self.appended if a.outcome == "duplicate")
+
+
+class Integrator:
+    """Opened on one config; every method is one short read or one transaction."""
+
+    def __init__(self, cfg: Config, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    async def open(cls, cfg: Config, clock: Callable[[], datetime] = utcnow) -> Integrator:
+        return cls(cfg, await Store.open(cfg.db), clock)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def __aenter__(self) -> Integrator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _now(self) -> str:
+        return iso(self.clock())
+
+    # --- events -------------------------------------------------------------------------------------
+
+    async def emit(self, events: Sequence[Event], *, check: bool = True) -> EmitReport:
+        """Store a batch atomically (all or nothing), update the projection, then one git check cycle."""
+        for event in events:
+            if event.type not in READINESS_TYPES:
+                raise InvalidInput(
+                    f"type: {event.type} is recorded by the integrator itself and cannot be emitted"
+                )
+        now = self._now()
+        remote = self.cfg.remote
+
+        def write(conn: sqlite3.Connection) -> list[Appended]:
+            done = []
+            for event in events:
+                appended = journal.append(conn, event)
+                if appended.outcome == "stored":
+                    readiness.apply(conn, event, remote=remote, now=now)
+                done.append(appended)
+            return done
+
+        report = EmitReport(await self.store.write(write, notify=True))
+        if check and report.stored:
+            try:
+                await self.check()
+            except GitError as err:
+                report.check_error = str(err)
+        slugs = {e.payload.model_dump().get("slug") for e in events} - {None}
+        branches = {e.payload.model_dump().get("branch") for e in events} - {None}
+        report.candidates = await self.store.read(lambda c: _candidates_for(c, slugs, branches))
+        return report
+
+    async def check(self) -> readiness.GitView | None:
+        cfg = self.cfg
+        return await readiness.check_cycle(
+            self.store,
+            cfg.repo,
+            remote=cfg.remote,
+            main_branch=cfg.main_branch,
+            policy=cfg.branch_policy,
+            timeout=cfg.git_timeout_s,
+        )
+
+    async def events(self, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.store.read(lambda c: journal.recent(c, limit))
+
+    async def history(self, limit: int = 20) -> list[dict[str, Any]]:
+        types = ("integration_completed", "integration_blocked", "superseded")
+        return await self.store.read(lambda c: journal.recent(c, limit, types))
+
+    # --- views --------------------------------------------------------------------------------------
+
+    async def queue(self) -> list[dict[str, Any]]:
+        return await self.store.read(_queue_view)
+
+    async def status(self) -> dict[str, Any]:
+        cfg = self.cfg
+        now = self.clock()
+        return await self.store.read(lambda c: _status(c, cfg, now))
+
+    async def blocked(self) -> list[dict[str, Any]]:
+        return await self.store.read(_blocked_view)
+
+    async def shadow_report(self) -> dict[str, Any]:
+        cfg = self.cfg
+        now = self.clock()
+        return await self.store.read(lambda c: shadow.report(c, cfg, now=now))
+
+    async def slugs(self, prefix: str = "", limit: int = 25) -> list[str]:
+        """Slugs of live candidates, for autocomplete."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            found = rows(
+                conn,
+                "SELECT DISTINCT slug FROM candidates WHERE slug LIKE ? ESCAPE '\\'"
+                " AND status IN ('waiting', 'ready', 'blocked') ORDER BY slug LIMIT ?",
+                (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
+            )
+            return [r["slug"] for r in found]
+
+        return await self.store.read(read)
+
+    # --- steering -----------------------------------------------------------------------------------
+
+    async def pause(self, reason: str, by: str) -> dict[str, Any]:
+        if not reason.strip():
+            raise InvalidInput("reason: a pause needs a reason")
+        now = self._now()
+        record = {"by": by, "at": now, "reason": reason.strip()}
+
+        def write(conn: sqlite3.Connection) -> None:
+            settings.put(conn, "paused", record)
+            outbox.add(conn, "paused", record, now=now)
+
+        await self.store.write(write, notify=True)
+        return record
+
+    async def unpause(self, by: str) -> bool:
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if settings.pause_state(conn) is None:
+                return False
+            settings.put(conn, "paused", None)
+            outbox.add(conn, "unpaused", {"by": by, "at": now, "reason": None}, now=now)
+            return True
+
+        return await self.store.write(write, notify=True)
+
+    async def resume(self, slug: str, by: str) -> dict[str, Any]:
+        """Re-queue a blocked candidate, but only if what blocked it changed (main moved, config changed)."""
+        cfg = self.cfg
+        item = await self.store.read(lambda c: _blocked_item(c, slug))
+        if item is None:
+            raise Refused(f"{slug} has no blocked candidate to resume")
+        changed: list[str] = []
+        if item.block_config != cfg.fingerprint():
+            changed.append("the verify command or merge configuration changed")
+        try:
+            view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
+        except GitError as err:
+            raise Refused(f"cannot check whether main moved: {err}") from None
+        if view.main_sha and item.block_main and view.main_sha != item.block_main:
+            changed.append(f"main moved from {item.block_main[:10]} to {view.main_sha[:10]}")
+        if not changed:
+            raise Refused(
+                f"{slug} stays blocked ({item.block_reason}): main is still {str(item.block_main)[:10]} and the "
+                "configuration is unchanged, so it would block again. Push a fix and emit finalize_ready instead."
+            )
+        now = self._now()
+        why = "; ".join(changed)
+
+        def write(conn: sqlite3.Connection) -> dict[str, Any]:
+            queue.transition(
+                conn, item.id, "blocked", "queued", reason=f"resumed by {by}: {why}", now=now, order_at=now
+            )
+            readiness.set_status(conn, item.candidate_id, "ready", readiness.Reason("resumed", why), now=now)
+            position = queue.position(conn, item.id)
+            outbox.add(
+                conn,
+                "candidate_ready",
+                {
+                    "slug": item.slug,
+                    "branch": item.branch,
+                    "sha": item.sha,
+                    "ready_at": now,
+                    "position": position,
+                    "resumed_by": by,
+                },
+                now=now,
+            )
+            return {"slug": item.slug, "sha": item.sha, "position": position, "why": why}
+
+        return await self.store.write(write, notify=True)
+
+    async def set_mode(self, mode: str, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
+        """Switch shadow/cutover atomically with its audit record and notification."""
+        if mode not in ("shadow", "cutover"):
+            raise InvalidInput(f"mode: {mode!r} is not shadow or cutover")
+        now = self._now()
+        default = self.cfg.mode
+
+        def write(conn: sqlite3.Connection) -> dict[str, Any]:
+            previous = settings.mode(conn, default)["mode"]
+            record = settings.set_mode(conn, mode, by=by, reason=reason, at=now, automatic=automatic)
+            outbox.add(conn, "mode_changed", {**record, "previous": previous, "at": now}, now=now)
+            return record
+
+        return await self.store.write(write, notify=True)
+
+
+# --- read models ----------------------------------------------------------------------------------
+
+
+def _queue_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    items = queue.by_status(conn, "in_progress") + queue.by_status(conn, "queued")
+    out = []
+    for n, item in enumerate(items):
+        entry = item.as_dict()
+        entry["position"] = n + 1 if item.status == "queued" else 0
+        out.append(entry)
+    return out
+
+
+def _blocked_item(conn: sqlite3.Connection, slug: str) -> queue.Item | None:
+    found = [i for i in queue.by_status(conn, "blocked") if i.slug == slug]
+    return found[-1] if found else None
+
+
+def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    out = []
+    for item in queue.by_status(conn, "blocked"):
+        ev = one(
+            conn,
+            "SELECT evidence, next_action, updated_at FROM blocked_evidence WHERE queue_id = ?",
+            (item.id,),
+        )
+        fu = one(
+            conn, "SELECT todo_slug, path, status, blocked_count FROM followups WHERE slug = ?", (item.slug,)
+        )
+        evidence = json.loads(ev["evidence"]) if ev else {}
+        out.append(
+            {
+                **item.as_dict(),
+                "reason_code": item.block_reason,
+                "blocked_on_main": item.block_main,
+                "conflicted_paths": evidence.get("conflicted_paths", []),
+                "next_action": ev["next_action"] if ev else None,
+                "blocked_at": ev["updated_at"] if ev else None,
+                "follow_up": dict(fu) if fu else None,
+            }
+        )
+    return out
+
+
+def _candidates_for(conn: sqlite3.Connection, slugs: set[Any], branches: set[Any]) -> list[dict[str, Any]]:
+    out = []
+    for cand in readiness.listing(conn, limit=10_000):
+        if cand.slug in slugs or cand.branch in branches:
+            entry = cand.as_dict()
+            item = queue.get_by_candidate(conn, cand.id)
+            entry["position"] = queue.position(conn, item.id) if item else None
+            out.append(entry)
+    return out
+
+
+def _status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any]:
+    mode = settings.mode(conn, cfg.mode)
+    pause = settings.pause_state(conn)
+    found = leases.info(conn, leases.MAIN_LEASE, now=now.timestamp())
+    in_flight = None
+    for item in queue.in_progress(conn):
+        cp = one(conn, "SELECT phase, updated_at FROM checkpoints WHERE queue_id = ?", (item.id,))
+        in_flight = {
+            "slug": item.slug,
+            "sha": item.sha,
+            "branch": item.branch,
+            "phase": cp["phase"] if cp else None,
+            "since": cp["updated_at"] if cp else None,
+        }
+    outcomes = journal.recent(conn, 10, ("integration_completed", "integration_blocked", "superseded"))
+    return {
+        "mode": mode["mode"],
+        "mode_since": mode.get("since"),
+        "mode_by": mode.get("by"),
+        "mode_reason": mode.get("reason"),
+        "paused": pause is not None,
+        "pause": pause,
+        "lease": None
+        if found is None
+        else {
+            "holder": found.holder,
+            "fencing": found.fencing,
+            "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
+        },
+        "in_flight": in_flight,
+        "queue": _queue_view(conn),
+        "blocked": _blocked_view(conn),
+        "candidates": [c.as_dict() for c in readiness.listing(conn)],
+        "recent_outcomes": [{"type": o["type"], **o["payload"]} for o in outcomes],
+        "fault": settings.get(conn, "last_fault"),
+        "outbox": outbox.backlog(conn),
+        "repo": str(cfg.repo),
+        "remote": cfg.remote,
+        "main_branch": cfg.main_branch,
+    }

@@ -1,0 +1,287 @@
+"""The SQLite store (DESIGN §3): schema, migrations, and one transaction per step.
+
+Every state change is a plain function ``fn(conn) -> T`` that the store runs inside one
+``BEGIN IMMEDIATE … COMMIT`` on aiosqlite's connection thread, so a step (event row + projection +
+queue + transitions + outbox) commits or vanishes as a whole, and costs one thread hop instead of
+one per statement. The SQL of each concept lives in the module named for it (queue, lease, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from integrator import wake
+from integrator.errors import StoreError
+
+T = TypeVar("T")
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+# Forward-only migrations; index + 1 is the schema version they produce.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        slug TEXT,
+        branch TEXT,
+        sha TEXT
+    );
+    CREATE INDEX events_by_slug ON events(type, slug);
+    CREATE INDEX events_by_branch ON events(type, branch, sha);
+
+    CREATE TABLE candidates (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        finalize_event_id TEXT NOT NULL,
+        ready_at TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('waiting', 'ready', 'superseded', 'integrated', 'blocked')),
+        reasons TEXT NOT NULL DEFAULT '[]',
+        superseded_by TEXT,
+        checked_at TEXT,
+        updated_at TEXT NOT NULL,
+        UNIQUE (slug, branch, sha)
+    );
+    CREATE INDEX candidates_by_slug ON candidates(slug);
+    CREATE INDEX candidates_by_status ON candidates(status);
+
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY,
+        candidate_id INTEGER NOT NULL UNIQUE REFERENCES candidates(id),
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'in_progress', 'integrated', 'blocked', 'superseded')),
+        order_at TEXT NOT NULL,
+        enqueued_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        block_reason TEXT,
+        block_main TEXT,
+        block_config TEXT
+    );
+    CREATE INDEX queue_by_order ON queue(status, order_at, id);
+
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        queue_id INTEGER NOT NULL REFERENCES queue(id),
+        from_status TEXT,
+        to_status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL,
+        fencing INTEGER
+    );
+    CREATE INDEX transitions_by_queue ON transitions(queue_id);
+
+    CREATE TABLE leases (
+        key TEXT PRIMARY KEY,
+        holder TEXT,
+        token TEXT,
+        fencing INTEGER NOT NULL DEFAULT 0,
+        acquired_at REAL,
+        renewed_at REAL,
+        expires_at REAL NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE checkpoints (
+        queue_id INTEGER PRIMARY KEY REFERENCES queue(id),
+        phase TEXT NOT NULL,
+        fencing INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox_cursors (
+        consumer TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE followups (
+        slug TEXT PRIMARY KEY,
+        todo_slug TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        sha TEXT NOT NULL,
+        blocked_count INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL
+    );
+
+    CREATE TABLE predictions (
+        candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id),
+        prediction TEXT NOT NULL CHECK (prediction IN ('would_integrate', 'would_block')),
+        tree TEXT,
+        conflicted_paths TEXT NOT NULL DEFAULT '[]',
+        main_sha TEXT NOT NULL,
+        predicted_at TEXT NOT NULL,
+        actual TEXT,
+        actual_detail TEXT,
+        decided_at TEXT
+    );
+
+    CREATE TABLE faults (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+
+    CREATE TABLE blocked_evidence (
+        queue_id INTEGER PRIMARY KEY REFERENCES queue(id),
+        reason_code TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        next_action TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a file that is not SQLite or is of a newer schema, without writing a byte to it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_MAGIC))
+    if header != SQLITE_MAGIC:
+        raise StoreError(f"database {path} is not an SQLite database (bad header); left untouched")
+    try:
+        ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            version = ro.execute("PRAGMA user_version").fetchone()[0]
+            ro.execute("PRAGMA quick_check(1)").fetchone()
+        finally:
+            ro.close()
+    except sqlite3.DatabaseError as err:
+        raise StoreError(f"database {path} is corrupt ({err}); left untouched") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {path} has schema version {version}, newer than this integrator's {SCHEMA_VERSION}; "
+            "upgrade the integrator (left untouched)"
+        )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for index in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[index].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {index + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class Store:
+    """One SQLite file; ``write`` runs a step in one transaction, ``read`` in a consistent snapshot."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        # Set after every notifying write, for in-process listeners (the outbox delivery loop).
+        self.changed = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path = Path(path)
+        _check_file(path)
+        if not path.parent.is_dir():
+            raise StoreError(f"database directory {path.parent} does not exist")
+        try:
+            conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open database {path}: {err}") from None
+        store = cls(path, conn)
+        try:
+            await conn._execute(store._setup, conn._conn)  # type: ignore[no-untyped-call]
+        except sqlite3.DatabaseError as err:
+            await conn.close()
+            raise StoreError(f"database {path} is unusable: {err}") from None
+        return store
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: an accepted event or a recorded outcome survives power loss, not only a process kill.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, notify: bool = False) -> T:
+        """Run ``fn`` in one IMMEDIATE transaction; commit on return, roll back on any exception."""
+        result: T = await self._conn._execute(  # type: ignore[no-untyped-call]
+            _in_transaction, fn, self._conn._conn
+        )
+        if notify:
+            self.changed.set()
+            wake.poke(self.path)
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside a read transaction (one consistent snapshot)."""
+        result: T = await self._conn._execute(_in_read, fn, self._conn._conn)  # type: ignore[no-untyped-call]
+        return result
+
+
+def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _in_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    conn.execute("BEGIN")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
+def rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    return list(conn.execute(sql, params).fetchall())
+
+
+def one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row

@@ -1,0 +1,499 @@
+"""One candidate through the phases (DESIGN §7).
+
+``dequeued → verified_ready → merged → tested → pushed → recorded``: a checkpoint carrying the
+fencing token is written before each side effect, so a process killed anywhere is recovered by
+the next lease holder (:func:`recover`) without losing the candidate or pushing it twice.
+
+The merge is done with plumbing in the integrator's repository (``merge-tree --write-tree`` and
+``commit-tree``): no work tree, no index, never a worker's checkout. Only the optional verify
+command gets a throwaway worktree of the merged commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from integrator import blocked, checkpoint, followup, git, outbox, queue, readiness, safety, settings
+from integrator.config import Config
+from integrator.errors import GitError, IntegratorError
+from integrator.events import iso, make_event
+from integrator.journal import append
+from integrator.lease import Lease
+from integrator.store import Store
+
+KILL_ENV = "INTEGRATOR_TEST_KILL_AT"  # fault injection for the crash tests only
+
+Guard = Callable[[], Awaitable[Lease]]
+OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued"]
+
+
+class Fault(IntegratorError):
+    """An infrastructure problem (remote down, repository locked): the candidate is not to blame."""
+
+    code = "infrastructure_fault"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    detail: dict[str, Any]
+
+
+def _kill_point(phase: str) -> None:
+    if os.environ.get(KILL_ENV) == phase:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
+    title = f"Integrate {item.slug} ({item.branch} @ {item.sha[:10]})"
+    if cfg.merge_strategy == "merge":
+        title = f"Merge {item.branch} for {item.slug}"
+    return f"{title}\n\nIntegrated-By: {holder}\nCandidate-Slug: {item.slug}\nCandidate-Sha: {item.sha}\n"
+
+
+class Workflow:
+    """Runs one queue item to exactly one outcome; the runner owns the lease and the loop."""
+
+    def __init__(self, cfg: Config, store: Store, guard: Guard, clock: Callable[[], datetime]) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.guard = guard
+        self.clock = clock
+
+    def _now(self) -> str:
+        return iso(self.clock())
+
+    async def _checkpoint(self, item: queue.Item, phase: str, data: dict[str, Any]) -> Lease:
+        lease = await self.guard()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> None:
+            checkpoint.save(conn, item.id, phase, fencing=lease.fencing, data=data, now=now)
+
+        await self.store.write(write)
+        _kill_point(phase)
+        return lease
+
+    # --- the phases -------------------------------------------------------------------------------
+
+    async def take(self) -> queue.Item | None:
+        """Dequeue the head into ``in_progress`` with its first checkpoint, in one transaction."""
+        lease = await self.guard()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> queue.Item | None:
+            item = queue.head(conn)
+            if item is None:
+                return None
+            queue.transition(
+                conn, item.id, "queued", "in_progress", reason="dequeued", now=now, fencing=lease.fencing
+            )
+            checkpoint.save(conn, item.id, "dequeued", fencing=lease.fencing, data={}, now=now)
+            return queue.get(conn, item.id)
+
+        item = await self.store.write(write)
+        if item is not None:
+            _kill_point("dequeued")
+        return item
+
+    async def integrate(self, item: queue.Item, view: readiness.GitView | None = None) -> Outcome:
+        """Fetch, re-check, merge the pinned sha, verify, push with compare-and-swap; retry if main moved."""
+        started = time.monotonic()
+        cfg = self.cfg
+        repo, t = cfg.repo, cfg.git_timeout_s
+        last_push_error = ""
+        for attempt in range(cfg.push_retries + 1):
+            try:
+                if view is None or attempt > 0:
+                    view = await readiness.observe(repo, cfg.remote, cfg.main_branch, timeout=t)
+                main_before = view.main_sha
+                if main_before is None:
+                    raise Fault(f"{cfg.remote}/{cfg.main_branch} does not exist")
+                safety.raise_if_unsafe(
+                    await safety.check_preconditions(
+                        repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=t
+                    )
+                )
+                verdict = await self._recheck(item, view)
+                if verdict is not None:
+                    return verdict
+                await self._checkpoint(item, "verified_ready", {"main_before": main_before})
+                merge = await git.merge_tree(repo, main_before, item.sha, timeout=t)
+                if not merge.clean:
+                    evidence = await blocked.conflict_evidence(
+                        repo, main_sha=main_before, candidate_sha=item.sha, timeout=t
+                    )
+                    return await self.block(item, "merge_conflict", evidence, main_sha=main_before)
+                if merge.tree == await git.tree_of(repo, main_before, timeout=t):
+                    # The merge succeeded and changed nothing: the content is already on main.
+                    return await self.complete(
+                        item, main_before, main_before, main_before, started, already_on_main=True
+                    )
+                parents = [main_before, item.sha] if cfg.merge_strategy == "merge" else [main_before]
+                merge_sha = await git.commit_tree(
+                    repo, merge.tree, parents, commit_message(cfg, item, self._holder()), timeout=t
+                )
+                await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
+                failure = await self._verify(merge_sha)
+                if failure is not None:
+                    return await self.block(item, "verify_failed", failure, main_sha=main_before)
+                lease = await self._checkpoint(
+                    item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
+                )
+                pushed = await git.push_main(
+                    repo,
+                    cfg.remote,
+                    cfg.main_branch,
+                    merge_sha,
+                    main_before,
+                    timeout=t,
+                    push_options=self._push_options(),
+                )
+                if pushed.ok:
+                    await self._checkpoint(
+                        item,
+                        "pushed",
+                        {"main_before": main_before, "merge_sha": merge_sha, "fencing": lease.fencing},
+                    )
+                    return await self.complete(item, merge_sha, main_before, merge_sha, started)
+                if not pushed.stale:
+                    evidence = blocked.git_failure_evidence(
+                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr
+                    )
+                    return await self.block(item, "push_rejected", evidence, main_sha=main_before)
+                last_push_error = pushed.stderr
+            except (Fault, safety.SafetyGateFailed) as err:
+                return await self.requeue_for_fault(item, err)
+            except GitError as err:
+                if err.transient:
+                    return await self.requeue_for_fault(item, err)
+                evidence = blocked.git_failure_evidence(err.command, err.stderr)
+                return await self.block(item, "git_error", evidence, main_sha=view.main_sha if view else None)
+        evidence = blocked.git_failure_evidence(
+            ["git", "push", "--force-with-lease", cfg.remote], last_push_error
+        )
+        evidence["retries"] = cfg.push_retries
+        return await self.block(item, "push_rejected", evidence, main_sha=view.main_sha if view else None)
+
+    async def _recheck(self, item: queue.Item, view: readiness.GitView) -> Outcome | None:
+        """Readiness against fresh refs; an outcome when the candidate must not be merged now."""
+        cfg = self.cfg
+        newest = await self.store.read(lambda c: readiness.newest_for_slug(c, item.slug))
+        if newest is not None and newest.id != item.candidate_id:
+            return await self.supersede(item, newest.sha)
+        cand = await self.store.read(lambda c: readiness.get(c, item.candidate_id))
+        assert cand is not None
+        reasons = await readiness.git_reasons(
+            cfg.repo, view, cfg.remote, cand, policy=cfg.branch_policy, timeout=cfg.git_timeout_s
+        )
+        if not reasons:
+            return None
+        code = reasons[0].code
+        if code == "on_main":
+            assert view.main_sha is not None
+            return await self.complete(
+                item, view.main_sha, view.main_sha, view.main_sha, time.monotonic(), already_on_main=True
+            )
+        evidence = {"reason": reasons[0].message, "branch_tip": view.tips.get(item.branch), "sha": item.sha}
+        reason_code = "branch_moved" if code == "branch_moved" else "not_reachable"
+        return await self.block(item, reason_code, evidence, main_sha=view.main_sha)
+
+    async def _verify(self, merge_sha: str) -> dict[str, Any] | None:
+        """Run the configured verify command on the merged tree; evidence when it fails."""
+        command = self.cfg.verify_command
+        if not command:
+            return None
+        repo, t = self.cfg.repo, self.cfg.git_timeout_s
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="verify-", dir=self.cfg.state_dir))
+        tree = workdir / "tree"
+        try:
+            await git.add_worktree(repo, tree, merge_sha, timeout=t)
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                cwd=str(tree),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), self.cfg.verify_timeout_s)
+                status = proc.returncode or 0
+            except TimeoutError:
+                proc.kill()
+                out, _ = await proc.communicate()
+                status = -9
+                out += f"\n[integrator] verify timed out after {self.cfg.verify_timeout_s:.0f}s\n".encode()
+            if status == 0:
+                return None
+            return blocked.verify_evidence(list(command), status, out.decode(errors="replace"))
+        except FileNotFoundError as err:
+            return blocked.verify_evidence(list(command), 127, f"cannot run verify command: {err}")
+        finally:
+            await git.remove_worktree(repo, tree, timeout=t)
+            await asyncio.to_thread(_rmtree, workdir)
+
+    def _push_options(self) -> list[str]:
+        path = self.cfg.credential_file
+        if not path.is_file():
+            return []
+        secret = path.read_text(encoding="utf-8").strip()
+        return [f"integrator-token={secret}"] if secret else []
+
+    def _holder(self) -> str:
+        return f"teleclaude-integrator@{os.uname().nodename}"
+
+    # --- outcomes: each one transaction -------------------------------------------------------------
+
+    async def complete(
+        self,
+        item: queue.Item,
+        merge_sha: str,
+        main_before: str,
+        main_after: str,
+        started: float,
+        *,
+        already_on_main: bool = False,
+    ) -> Outcome:
+        lease = await self.guard()
+        now = self._now()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        payload = {
+            "slug": item.slug,
+            "branch": item.branch,
+            "sha": item.sha,
+            "merge_sha": merge_sha,
+            "main_before": main_before,
+            "main_after": main_after,
+            "duration_ms": max(0, duration_ms),
+            "completed_at": now,
+            "already_on_main": already_on_main,
+            "attempt": item.attempts,
+        }
+        event = make_event("integration_completed", payload)
+
+        def write(conn: sqlite3.Connection) -> None:
+            append(conn, event)
+            queue.transition(
+                conn,
+                item.id,
+                "in_progress",
+                "integrated",
+                reason="already on main" if already_on_main else f"merged as {merge_sha[:10]}",
+                now=now,
+                fencing=lease.fencing,
+            )
+            readiness.set_status(
+                conn,
+                item.candidate_id,
+                "integrated",
+                readiness.Reason("integrated", f"integrated as {merge_sha[:10]}"),
+                now=now,
+            )
+            checkpoint.delete(conn, item.id)
+            conn.execute(
+                "UPDATE followups SET status = 'resolved', updated_at = ? WHERE slug = ?", (now, item.slug)
+            )
+            settings.clear_fault_streak(conn)
+            outbox.add(
+                conn,
+                "integration_completed",
+                {k: v for k, v in payload.items() if k != "completed_at"},
+                now=now,
+            )
+
+        await self.store.write(write, notify=True)
+        _kill_point("recorded")
+        await asyncio.to_thread(
+            followup.resolve_followup, self.cfg.todos_dir, item.slug, merge_sha=merge_sha, resolved_at=now
+        )
+        return Outcome("integrated", payload)
+
+    async def block(
+        self, item: queue.Item, reason_code: str, evidence: dict[str, Any], *, main_sha: str | None
+    ) -> Outcome:
+        lease = await self.guard()
+        now = self._now()
+        next_action = blocked.next_action(reason_code, slug=item.slug, branch=item.branch, evidence=evidence)
+        note = await asyncio.to_thread(
+            followup.write_followup,
+            self.cfg.todos_dir,
+            slug=item.slug,
+            branch=item.branch,
+            sha=item.sha,
+            reason_code=reason_code,
+            evidence=evidence,
+            next_action=next_action,
+            main_sha=main_sha or "",
+            blocked_at=now,
+        )
+        # The store keeps the full texts; notifications and the event carry the trimmed evidence.
+        summary = {k: v for k, v in evidence.items() if not k.endswith("_full")}
+        payload = {
+            "slug": item.slug,
+            "branch": item.branch,
+            "sha": item.sha,
+            "reason_code": reason_code,
+            "evidence": summary,
+            "next_action": next_action,
+            "follow_up_slug": note.slug,
+            "blocked_at": now,
+            "attempt": item.attempts,
+        }
+        event = make_event("integration_blocked", payload)
+        fingerprint = self.cfg.fingerprint()
+
+        def write(conn: sqlite3.Connection) -> None:
+            append(conn, event)
+            queue.transition(
+                conn, item.id, "in_progress", "blocked", reason=reason_code, now=now, fencing=lease.fencing
+            )
+            conn.execute(
+                "UPDATE queue SET block_reason = ?, block_main = ?, block_config = ? WHERE id = ?",
+                (reason_code, main_sha, fingerprint, item.id),
+            )
+            conn.execute(
+                "INSERT INTO blocked_evidence (queue_id, reason_code, evidence, next_action, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(queue_id) DO UPDATE SET reason_code = excluded.reason_code,"
+                " evidence = excluded.evidence, next_action = excluded.next_action, updated_at = excluded.updated_at",
+                (item.id, reason_code, json.dumps(evidence, sort_keys=True), next_action, now),
+            )
+            conn.execute(
+                "INSERT INTO followups (slug, todo_slug, path, status, sha, blocked_count, updated_at)"
+                " VALUES (?, ?, ?, 'open', ?, 1, ?) ON CONFLICT(slug) DO UPDATE SET status = 'open',"
+                " sha = excluded.sha, blocked_count = followups.blocked_count + 1, updated_at = excluded.updated_at",
+                (item.slug, note.slug, str(note.path), item.sha, now),
+            )
+            readiness.set_status(
+                conn,
+                item.candidate_id,
+                "blocked",
+                readiness.Reason(reason_code, f"blocked: {reason_code}; {next_action}"),
+                now=now,
+            )
+            checkpoint.delete(conn, item.id)
+            settings.clear_fault_streak(conn)
+            outbox.add(conn, "integration_blocked", {**payload, "follow_up_path": str(note.path)}, now=now)
+
+        await self.store.write(write, notify=True)
+        _kill_point("recorded")
+        return Outcome("blocked", payload)
+
+    async def supersede(self, item: queue.Item, by_sha: str) -> Outcome:
+        lease = await self.guard()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> None:
+            queue.transition(
+                conn,
+                item.id,
+                "in_progress",
+                "superseded",
+                reason=f"superseded by {by_sha[:10]}",
+                now=now,
+                fencing=lease.fencing,
+            )
+            cand = readiness.get(conn, item.candidate_id)
+            assert cand is not None
+            readiness.supersede(conn, cand, by_sha, now=now)
+            checkpoint.delete(conn, item.id)
+
+        await self.store.write(write, notify=True)
+        return Outcome("superseded", {"slug": item.slug, "sha": item.sha, "superseded_by": by_sha})
+
+    async def requeue_for_fault(self, item: queue.Item, err: Exception) -> Outcome:
+        """Put the candidate back at its place in the queue; the runner backs off and reports the fault."""
+        lease = await self.guard()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> int:
+            queue.transition(
+                conn,
+                item.id,
+                "in_progress",
+                "queued",
+                reason=f"infrastructure fault: {err}",
+                now=now,
+                fencing=lease.fencing,
+            )
+            checkpoint.delete(conn, item.id)
+            return settings.record_fault(conn, "git", str(err), at=now)
+
+        streak = await self.store.write(write)
+        return Outcome("requeued", {"slug": item.slug, "error": str(err), "streak": streak})
+
+    # --- crash recovery -----------------------------------------------------------------------------
+
+    async def recover(self) -> list[Outcome]:
+        """Settle every ``in_progress`` item left by a dead holder: completed if main has it, else requeued."""
+        items = await self.store.read(queue.in_progress)
+        if not items:
+            return []
+        cfg = self.cfg
+        view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
+        outcomes = []
+        for item in items:
+            cp = await self.store.read(lambda c, i=item.id: checkpoint.load(c, i))  # type: ignore[misc]
+            landed = await self._landed(item, view, cp)
+            if landed is not None:
+                merge_sha, main_before = landed
+                outcomes.append(
+                    await self.complete(
+                        item, merge_sha, main_before, view.main_sha or merge_sha, time.monotonic()
+                    )
+                )
+                continue
+            phase = cp.phase if cp else "unknown"
+            await self._requeue(item, f"recovered after a crash in phase {phase}")
+            outcomes.append(Outcome("requeued", {"slug": item.slug, "phase": phase}))
+        return outcomes
+
+    async def _requeue(self, item: queue.Item, reason: str) -> None:
+        lease = await self.guard()
+        now = self._now()
+
+        def write(conn: sqlite3.Connection) -> None:
+            queue.transition(
+                conn, item.id, "in_progress", "queued", reason=reason, now=now, fencing=lease.fencing
+            )
+            checkpoint.delete(conn, item.id)
+
+        await self.store.write(write, notify=True)
+
+    async def _landed(
+        self, item: queue.Item, view: readiness.GitView, cp: checkpoint.Checkpoint | None
+    ) -> tuple[str, str] | None:
+        """(merge_sha, main_before) if the remote's main already holds this candidate's integration."""
+        cfg, t = self.cfg, self.cfg.git_timeout_s
+        main = view.main_sha
+        if main is None:
+            return None
+        data = cp.data if cp else {}
+        merge_sha = data.get("merge_sha")
+        if merge_sha and await readiness.reachable(cfg.repo, merge_sha, main, timeout=t):
+            return merge_sha, str(data.get("main_before", merge_sha))
+        found = await git.find_trailer_commit(
+            cfg.repo, f"refs/remotes/{cfg.remote}/{cfg.main_branch}", "Candidate-Sha", item.sha, timeout=t
+        )
+        if found:
+            first = (await git.parents(cfg.repo, found, timeout=t) or [found])[0]
+            return found, first
+        if await readiness.reachable(cfg.repo, item.sha, main, timeout=t):
+            return main, main
+        return None
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
