@@ -19,6 +19,7 @@ from pathlib import Path
 from integrator.errors import GitError, InvalidInput
 
 DEFAULT_TIMEOUT_S = 120.0
+_OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Stderr fragments that mean "try again later", not "this candidate is bad".
 _TRANSIENT = re.compile(
     r"could not read from remote|unable to access|connection refused|connection reset|timed out|"
@@ -227,19 +228,21 @@ class MergeResult:
 async def merge_tree(repo: Path, main_sha: str, sha: str, *, timeout: float) -> MergeResult:
     """Merge in memory (no work tree, no index): the tree, or the conflicted paths."""
     res = await run(
-        ["merge-tree", "--write-tree", "--name-only", "--messages", main_sha, sha],
+        ["merge-tree", "--write-tree", "--name-only", "-z", main_sha, sha],
         cwd=repo,
         timeout=timeout,
         check=False,
     )
-    if res.returncode not in (0, 1):
-        # A failed merge (bad object, no merge base handling error) is never "already integrated".
-        raise _raise(res.args, res.returncode, res.stderr)
-    head, _, messages = res.stdout.partition("\n\n")
-    lines = head.splitlines()
-    tree = lines[0].strip() if lines else ""
-    paths = tuple(dict.fromkeys(p for p in lines[1:] if p))
-    return MergeResult(res.returncode == 0, tree, paths if res.returncode == 1 else (), messages)
+    # With -z: "<tree>\0<path>\0...\0\0<messages>"; paths arrive unquoted.
+    head, _, messages = res.stdout.partition("\0\0")
+    fields = head.split("\0")
+    tree = fields[0].strip()
+    if res.returncode not in (0, 1) or not _OID_RE.fullmatch(tree):
+        # git also exits 1 when it cannot merge at all (no tree written): that is a failure, never a
+        # conflict and never "already integrated".
+        raise _raise(res.args, res.returncode or 128, res.stderr or res.stdout)
+    paths = tuple(dict.fromkeys(p for p in fields[1:] if p)) if res.returncode == 1 else ()
+    return MergeResult(res.returncode == 0, tree, paths, messages)
 
 
 async def tree_of(repo: Path, commit: str, *, timeout: float) -> str:

@@ -17,11 +17,12 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
+from integrator import cutover, readiness, settings
 from integrator import lease as leases
-from integrator import readiness, settings
 from integrator.config import Config
 from integrator.errors import GitError, LeaseLost
 from integrator.events import iso, utcnow
+from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
 from integrator.store import Store
 from integrator.wake import WakeListener
@@ -55,6 +56,7 @@ class Runner:
         self._lost = asyncio.Event()
         self.workflow = Workflow(cfg, store, self.guard, clock)
         self.shadow = ShadowDrain(cfg, store, clock)
+        self.integ = Integrator(cfg, store, clock)
         self._backoff = 0.0
 
     def _epoch(self) -> float:
@@ -122,6 +124,7 @@ class Runner:
             await self.workflow.recover()
             while not stop.is_set() and not self._lost.is_set():
                 worked = await self.cycle()
+                await cutover.watchdog(self.integ)
                 if worked:
                     continue
                 if once and self._backoff == 0:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings, shadow
+from integrator import git, journal, outbox, queue, readiness, settings, shadow
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused
@@ -113,7 +113,7 @@ class Integrator:
 
     # --- views --------------------------------------------------------------------------------------
 
-    async def queue(self) -> list[dict[str, Any]]:
+    async def queued(self) -> list[dict[str, Any]]:
         return await self.store.read(_queue_view)
 
     async def status(self) -> dict[str, Any]:
@@ -171,25 +171,25 @@ class Integrator:
         return await self.store.write(write, notify=True)
 
     async def resume(self, slug: str, by: str) -> dict[str, Any]:
-        """Re-queue a blocked candidate, but only if what blocked it changed (main moved, config changed)."""
+        """Re-queue a blocked candidate, but only if what blocked it changed (DESIGN §8).
+
+        Conflicts and verify failures need main to have moved or the configuration to have changed;
+        a moved branch needs its tip back at the pinned sha; an unreachable sha needs to be on the
+        remote. Push rejections and git errors come from outside the candidate (the remote, the
+        machine), so an operator's resume is taken as the news that they are fixed; the workflow
+        re-checks everything anyway.
+        """
         cfg = self.cfg
         item = await self.store.read(lambda c: _blocked_item(c, slug))
         if item is None:
             raise Refused(f"{slug} has no blocked candidate to resume")
-        changed: list[str] = []
-        if item.block_config != cfg.fingerprint():
-            changed.append("the verify command or merge configuration changed")
         try:
             view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
         except GitError as err:
-            raise Refused(f"cannot check whether main moved: {err}") from None
-        if view.main_sha and item.block_main and view.main_sha != item.block_main:
-            changed.append(f"main moved from {item.block_main[:10]} to {view.main_sha[:10]}")
+            raise Refused(f"cannot check whether the blocking condition changed: {err}") from None
+        changed = await self._changed_since_block(item, view)
         if not changed:
-            raise Refused(
-                f"{slug} stays blocked ({item.block_reason}): main is still {str(item.block_main)[:10]} and the "
-                "configuration is unchanged, so it would block again. Push a fix and emit finalize_ready instead."
-            )
+            raise Refused(_unchanged_message(item, view))
         now = self._now()
         why = "; ".join(changed)
 
@@ -216,6 +216,26 @@ class Integrator:
 
         return await self.store.write(write, notify=True)
 
+    async def _changed_since_block(self, item: queue.Item, view: readiness.GitView) -> list[str]:
+        cfg = self.cfg
+        reason = item.block_reason or ""
+        if reason in ("push_rejected", "git_error"):
+            return [f"{reason} comes from the remote or the machine; resumed on the operator's word"]
+        if reason == "branch_moved":
+            tip = view.tips.get(item.branch)
+            return [f"{cfg.remote}/{item.branch} is back at {item.sha[:10]}"] if tip == item.sha else []
+        if reason == "not_reachable":
+            found = await git.refs_containing(
+                cfg.repo, item.sha, f"refs/remotes/{cfg.remote}/", timeout=cfg.git_timeout_s
+            )
+            return [f"{item.sha[:10]} is now on {cfg.remote}"] if found else []
+        changed = []
+        if item.block_config != cfg.fingerprint():
+            changed.append("the verify command or merge configuration changed")
+        if view.main_sha and item.block_main and view.main_sha != item.block_main:
+            changed.append(f"main moved from {item.block_main[:10]} to {view.main_sha[:10]}")
+        return changed
+
     async def set_mode(self, mode: str, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
         """Switch shadow/cutover atomically with its audit record and notification."""
         if mode not in ("shadow", "cutover"):
@@ -230,6 +250,21 @@ class Integrator:
             return record
 
         return await self.store.write(write, notify=True)
+
+
+def _unchanged_message(item: queue.Item, view: readiness.GitView) -> str:
+    reason = item.block_reason or "blocked"
+    if reason == "branch_moved":
+        return (
+            f"{item.slug} stays blocked (branch_moved): {item.branch} is at {str(view.tips.get(item.branch))[:10]}, "
+            f"not {item.sha[:10]}. Emit finalize_ready for the new tip instead."
+        )
+    if reason == "not_reachable":
+        return f"{item.slug} stays blocked (not_reachable): {item.sha[:10]} is still not on the remote. Push it first."
+    return (
+        f"{item.slug} stays blocked ({reason}): main is still {str(item.block_main)[:10]} and the configuration "
+        "is unchanged, so it would block again. Push a fix and emit finalize_ready instead."
+    )
 
 
 # --- read models ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ command gets a throwaway worktree of the merged commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -170,7 +171,7 @@ class Workflow:
                     return await self.complete(item, merge_sha, main_before, merge_sha, started)
                 if not pushed.stale:
                     evidence = blocked.git_failure_evidence(
-                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr
+                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr, secrets=self._secrets()
                     )
                     return await self.block(item, "push_rejected", evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
@@ -179,10 +180,10 @@ class Workflow:
             except GitError as err:
                 if err.transient:
                     return await self.requeue_for_fault(item, err)
-                evidence = blocked.git_failure_evidence(err.command, err.stderr)
+                evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=self._secrets())
                 return await self.block(item, "git_error", evidence, main_sha=view.main_sha if view else None)
         evidence = blocked.git_failure_evidence(
-            ["git", "push", "--force-with-lease", cfg.remote], last_push_error
+            ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=self._secrets()
         )
         evidence["retries"] = cfg.push_retries
         return await self.block(item, "push_rejected", evidence, main_sha=view.main_sha if view else None)
@@ -227,30 +228,36 @@ class Workflow:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # so a timeout can kill the command's whole process group
             )
+            timed_out = False
             try:
                 out, _ = await asyncio.wait_for(proc.communicate(), self.cfg.verify_timeout_s)
                 status = proc.returncode or 0
             except TimeoutError:
-                proc.kill()
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 out, _ = await proc.communicate()
                 status = -9
-                out += f"\n[integrator] verify timed out after {self.cfg.verify_timeout_s:.0f}s\n".encode()
             if status == 0:
                 return None
-            return blocked.verify_evidence(list(command), status, out.decode(errors="replace"))
+            return blocked.verify_evidence(
+                list(command), status, out.decode(errors="replace"), timed_out=timed_out, secrets=self._secrets()
+            )
         except FileNotFoundError as err:
             return blocked.verify_evidence(list(command), 127, f"cannot run verify command: {err}")
         finally:
             await git.remove_worktree(repo, tree, timeout=t)
             await asyncio.to_thread(_rmtree, workdir)
 
-    def _push_options(self) -> list[str]:
+    def _secrets(self) -> list[str]:
         path = self.cfg.credential_file
-        if not path.is_file():
-            return []
-        secret = path.read_text(encoding="utf-8").strip()
-        return [f"integrator-token={secret}"] if secret else []
+        secret = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        return [secret] if secret else []
+
+    def _push_options(self) -> list[str]:
+        return [f"integrator-token={secret}" for secret in self._secrets()]
 
     def _holder(self) -> str:
         return f"teleclaude-integrator@{os.uname().nodename}"

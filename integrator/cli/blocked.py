@@ -1,9 +1,45 @@
-"""CLI commands for the blocked area."""
+"""CLI commands for the blocked flow: blocked, resume."""
 
 from __future__ import annotations
 
 import click
 
+from integrator.cli.common import echo_json, get_config, handle_errors, run_async
+from integrator.cli.core import actor, call
+from integrator.cli.render import short
+
 
 def register(cli: click.Group) -> None:
-    """Attach this area's commands to the root group."""
+    @cli.command("blocked")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_context
+    @handle_errors
+    def blocked_cmd(ctx: click.Context, as_json: bool) -> None:
+        """Blocked candidates with their evidence summary and follow-up todo."""
+        data = run_async(call(get_config(ctx), "blocked"))
+        if as_json:
+            echo_json(data)
+            return
+        if not data:
+            click.echo("nothing is blocked")
+        for b in data:
+            click.echo(
+                f"{b['slug']} {short(b['sha'])} on {b['branch']}: {b['reason_code']} (at {b['blocked_at']})"
+            )
+            for path in b["conflicted_paths"][:10]:
+                click.echo(f"  conflict: {path}")
+            click.echo(f"  next: {b['next_action']}")
+            if b["follow_up"]:
+                fu = b["follow_up"]
+                click.echo(f"  follow-up: {fu['path']} ({fu['status']}, blocked {fu['blocked_count']}x)")
+
+    @cli.command()
+    @click.argument("slug")
+    @click.pass_context
+    @handle_errors
+    def resume(ctx: click.Context, slug: str) -> None:
+        """Re-queue a blocked candidate if what blocked it changed; otherwise say why not (exit 1)."""
+        result = run_async(call(get_config(ctx), "resume", slug, actor()))
+        click.echo(
+            f"resumed {result['slug']} {short(result['sha'])}: {result['why']}; queue position {result['position']}"
+        )

@@ -216,7 +216,7 @@ def register(cli: click.Group) -> None:
     def status(ctx: click.Context, as_json: bool) -> None:
         """Mode, pause, lease, queue, candidates with their reasons, recent outcomes."""
         cfg = get_config(ctx)
-        data = run_async(_call(cfg, "status"))
+        data = run_async(call(cfg, "status"))
         echo_json(data) if as_json else click.echo(status_text(data))
 
     @cli.command("queue")
@@ -225,7 +225,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def queue_cmd(ctx: click.Context, as_json: bool) -> None:
         """The queue in integration order."""
-        data = run_async(_call(get_config(ctx), "queue"))
+        data = run_async(call(get_config(ctx), "queued"))
         echo_json(data) if as_json else click.echo("\n".join(queue_lines(data)))
 
     @cli.command()
@@ -235,7 +235,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def events(ctx: click.Context, as_json: bool, limit: int) -> None:
         """The newest events of the log."""
-        data = run_async(_call(get_config(ctx), "events", limit))
+        data = run_async(call(get_config(ctx), "events", limit))
         if as_json:
             echo_json(data)
             return
@@ -253,7 +253,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def history(ctx: click.Context, as_json: bool, limit: int) -> None:
         """Recent outcomes: completed, blocked, superseded."""
-        data = run_async(_call(get_config(ctx), "history", limit))
+        data = run_async(call(get_config(ctx), "history", limit))
         if as_json:
             echo_json(data)
         else:
@@ -266,7 +266,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def pause(ctx: click.Context, reason: str) -> None:
         """Finish the candidate in flight, then hold the queue."""
-        record = run_async(_call(get_config(ctx), "pause", reason, actor()))
+        record = run_async(call(get_config(ctx), "pause", reason, actor()))
         click.echo(f"paused by {record['by']} at {record['at']}: {record['reason']}")
 
     @cli.command()
@@ -274,7 +274,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def unpause(ctx: click.Context) -> None:
         """Let the integrator take candidates again."""
-        changed = run_async(_call(get_config(ctx), "unpause", actor()))
+        changed = run_async(call(get_config(ctx), "unpause", actor()))
         click.echo("unpaused" if changed else "was not paused")
 
     @cli.command()
@@ -299,7 +299,7 @@ async def _create_db(cfg: Config) -> None:
         pass
 
 
-async def _call(cfg: Config, method: str, *args: Any) -> Any:
+async def call(cfg: Config, method: str, *args: Any) -> Any:
     async with await Integrator.open(cfg) as integ:
         return await getattr(integ, method)(*args)
 

@@ -1,0 +1,144 @@
+"""Cutover and rollback (DESIGN §10): the gated switch to integrator-only pushes, and the way back.
+
+The mode lives in two places that must agree: the store (what the integrator does) and the bare
+remote's ``integrator/mode`` file (what the pre-receive hook enforces). The store is switched first,
+in one transaction with its audit record and notification; the remote file follows, and a failure
+there reverts the store so the two never disagree for longer than one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from integrator import authority, outbox, settings
+from integrator.config import Config
+from integrator.errors import Refused
+from integrator.events import iso
+from integrator.service import Integrator
+from integrator.store import one
+
+AUTOMATIC_BY = "integrator (automatic rollback)"
+
+
+def hooks_problems(cfg: Config) -> list[str]:
+    """Why the remote is not ready to enforce cutover (empty when installed and verified)."""
+    record = authority.read_record(cfg)
+    if not record.get("installed_at") or not record.get("bare"):
+        return ["the hooks are not installed: run `integrator hooks install --remote <bare repository>`"]
+    problems = []
+    if record.get("verify_result") != "pass" or str(record.get("verified_at", "")) < str(
+        record["installed_at"]
+    ):
+        problems.append(
+            "the hooks are not verified since they were installed: run `integrator authority verify --remote <url>`"
+        )
+    if not Path(record["bare"]).is_dir():
+        problems.append(f"the recorded bare repository {record['bare']} does not exist")
+    return problems
+
+
+async def _sync_remote(cfg: Config, mode: str) -> None:
+    bare = authority.read_record(cfg).get("bare")
+    if bare:
+        await asyncio.to_thread(authority.write_remote_mode, Path(bare), mode)
+
+
+async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
+    """Switch to cutover, or refuse with every reason the gate and the hooks give."""
+    cfg = integ.cfg
+    current = await integ.store.read(lambda c: settings.mode(c, cfg.mode))
+    if current["mode"] == "cutover":
+        raise Refused(f"already in cutover (since {current.get('since')}, by {current.get('by')})")
+    report = await integ.shadow_report()
+    problems = [f"parity gate: {r}" for r in report["gate"]["reasons"]] + hooks_problems(cfg)
+    if problems:
+        raise Refused("cutover refused:\n- " + "\n- ".join(problems))
+    record = await integ.set_mode("cutover", by=by, reason=reason)
+    try:
+        await _sync_remote(cfg, "cutover")
+    except Exception:
+        await integ.set_mode(
+            "shadow", by=by, reason="cutover reverted: the remote's mode file could not be written"
+        )
+        raise
+    return {**record, "parity": {k: report[k] for k in ("decided", "agreement_rate")}}
+
+
+async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
+    """Back to shadow: legacy pushes to main are allowed again; audited and notified."""
+    if not reason.strip():
+        raise Refused("a rollback needs a reason")
+    cfg = integ.cfg
+    current = await integ.store.read(lambda c: settings.mode(c, cfg.mode))
+    if current["mode"] == "shadow":
+        raise Refused(f"already in shadow (since {current.get('since')})")
+    # Open the remote first: a rollback exists to unblock people, so it must not wait on the store.
+    await _sync_remote(cfg, "shadow")
+    return await integ.set_mode("shadow", by=by, reason=reason.strip(), automatic=automatic)
+
+
+def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any] | None:
+    """The queue has items but nothing reached an outcome for the stall limit (a pause is not a stall)."""
+    if settings.pause_state(conn) is not None:
+        return None
+    waiting = one(
+        conn,
+        "SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM queue WHERE status IN ('queued', 'in_progress')",
+    )
+    if waiting is None or not waiting["n"]:
+        return None
+    progress = one(
+        conn,
+        "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
+    )
+    since = max(str(waiting["oldest"]), str(progress["at"] or "") if progress else "")
+    cutoff = iso(now - timedelta(seconds=cfg.stall_limit_s))
+    if since >= cutoff:
+        return None
+    stalled_for = now - datetime.fromisoformat(since)
+    return {
+        "since": since,
+        "stalled_for_s": int(stalled_for.total_seconds()),
+        "queue_length": int(waiting["n"]),
+    }
+
+
+async def watchdog(integ: Integrator) -> str | None:
+    """Raise the stall alarm once per episode and roll back automatically when a trigger fires.
+
+    Triggers (DESIGN §10, ``[rollback]`` in the config): no progress for the stall limit while the
+    queue has items, or ``infra_failure_limit`` infrastructure failures in a row. Returns the reason
+    when it rolled back.
+    """
+    cfg = integ.cfg
+    now = integ.clock()
+    nowiso = iso(now)
+
+    def check(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None, int]:
+        found = stall(conn, cfg, now)
+        alarmed = settings.get(conn, "stall_alarm_since")
+        if found is None:
+            if alarmed:
+                settings.put(conn, "stall_alarm_since", None)
+        elif alarmed != found["since"]:
+            settings.put(conn, "stall_alarm_since", found["since"])
+            outbox.add(conn, "stall_alarm", {"slug": None, **found}, now=nowiso)
+        return settings.mode(conn, cfg.mode)["mode"], found, int(settings.get(conn, "fault_streak", 0))
+
+    mode, found, streak = await integ.store.write(check, notify=True)
+    policy = cfg.rollback
+    if mode != "cutover" or not policy.enabled:
+        return None
+    reason = None
+    if policy.on_stall and found is not None:
+        reason = f"queue of {found['queue_length']} made no progress for {found['stalled_for_s']}s"
+    elif streak >= policy.infra_failure_limit:
+        reason = f"{streak} integrator infrastructure failures in a row"
+    if reason is None:
+        return None
+    await rollback(integ, by=AUTOMATIC_BY, reason=reason, automatic=True)
+    return reason
