@@ -303,6 +303,7 @@ def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "reason_code": item.block_reason,
                 "blocked_on_main": item.block_main,
                 "conflicted_paths": evidence.get("conflicted_paths", []),
+            "hunks": evidence.get("hunks", {}),
                 "next_action": ev["next_action"] if ev else None,
                 "blocked_at": ev["updated_at"] if ev else None,
                 "follow_up": dict(fu) if fu else None,

@@ -6,12 +6,12 @@ Errors from the core map to exit statuses here: invalid input 2, refusals 1.
 
 from __future__ import annotations
 
-from integrator.cli import authority, blocked, core, mode, rollout
+from integrator.cli import authority, blocked, core, demo, mode, rollout
 from integrator.cli.common import cli
 
 
 def _register() -> None:
-    for module in (core, blocked, mode, authority, rollout):
+    for module in (core, blocked, mode, authority, rollout, demo):
         module.register(cli)
 
 
