@@ -1,21 +1,16 @@
 """The ``integrator`` command line: the only place in the core that prints.
 
-Each area keeps its commands in its own module; this package assembles them into one group.
-Errors from the core map to exit statuses here: invalid input 2, refusals 1.
+Each area keeps its commands in its own module. The core commands (status, emit, run, …) load
+eagerly; the other areas load when one of their commands is called, so ``integrator status``
+does not pay for hooks, Discord-free but heavy imports (YAML, GitPython) or the demo.
 """
 
 from __future__ import annotations
 
-from integrator.cli import authority, blocked, core, demo, mode, rollout
+from integrator.cli import core
 from integrator.cli.common import cli
 
-
-def _register() -> None:
-    for module in (core, blocked, mode, authority, rollout, demo):
-        module.register(cli)
-
-
-_register()
+core.register(cli)
 
 
 def main() -> None:

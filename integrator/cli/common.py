@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,33 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports an area's module (and runs its ``register``) only when one of its commands is used."""
+
+    LAZY = {
+        "blocked": "blocked",
+        "resume": "blocked",
+        "shadow-report": "mode",
+        "cutover": "mode",
+        "rollback": "mode",
+        "hooks": "authority",
+        "remote": "authority",
+        "authority": "authority",
+        "rollout": "rollout",
+        "demo": "demo",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.LAZY:
+            module = importlib.import_module(f"integrator.cli.{self.LAZY[cmd_name]}")
+            module.register(self)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
