@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import click
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 class LazyGroup(click.Group):
     """Imports an area's module (and runs its ``register``) only when one of its commands is used."""
 
-    LAZY = {
+    LAZY: ClassVar[dict[str, str]] = {
         "blocked": "blocked",
         "resume": "blocked",
         "shadow-report": "mode",

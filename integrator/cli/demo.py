@@ -14,13 +14,12 @@ from pathlib import Path
 
 import click
 
-from integrator import git
+from integrator import git, outbox
 from integrator.cli.common import handle_errors, run_async
 from integrator.cli.render import candidate_line, notification_line, short, status_text
 from integrator.config import Config, build_config, write_config
 from integrator.delivery import deliver_pending
 from integrator.events import Event, make_event, utcnow
-from integrator import outbox
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox, Worker
 from integrator.service import Integrator
@@ -43,12 +42,18 @@ def step(title: str) -> None:
 def ready_events(slug: str, branch: str, sha: str, worker: str) -> list[Event]:
     now = utcnow()
     return [
-        make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now,
-                                     "pusher": worker}),
-        make_event("review_approved", {"slug": slug, "sha": sha, "reviewer": "reviewer-bot", "review_round": 1,
-                                       "approved_at": now}),
-        make_event("finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": worker,
-                                      "ready_at": utcnow()}),
+        make_event(
+            "branch_pushed",
+            {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now, "pusher": worker},
+        ),
+        make_event(
+            "review_approved",
+            {"slug": slug, "sha": sha, "reviewer": "reviewer-bot", "review_round": 1, "approved_at": now},
+        ),
+        make_event(
+            "finalize_ready",
+            {"slug": slug, "branch": branch, "sha": sha, "worker": worker, "ready_at": utcnow()},
+        ),
     ]
 
 
@@ -76,7 +81,9 @@ class Demo:
 
     async def submit(self, integ: Integrator, worker: Worker, slug: str, branch: str, sha: str) -> None:
         report = await integ.emit(ready_events(slug, branch, sha, worker.name))
-        say(f"  {worker.name} emitted branch_pushed, review_approved, finalize_ready for {slug} @ {short(sha)}")
+        say(
+            f"  {worker.name} emitted branch_pushed, review_approved, finalize_ready for {slug} @ {short(sha)}"
+        )
         for cand in report.candidates:
             if cand["sha"] == sha:
                 say("    " + candidate_line(cand).replace("\n", "\n    "))
@@ -97,19 +104,27 @@ class Demo:
             step("1. three workers push feature branches")
             alice, bob, carol = sb.worker("alice"), sb.worker("bob"), sb.worker("carol")
             alice.start("feature/login")
-            a_sha = alice.commit({"app/login.txt": "login = enabled\n",
-                                  "app/settings.txt": "name = demo\ntheme = dark\ntimeout = 30\n"},
-                                 "login page; dark theme")
+            a_sha = alice.commit(
+                {
+                    "app/login.txt": "login = enabled\n",
+                    "app/settings.txt": "name = demo\ntheme = dark\ntimeout = 30\n",
+                },
+                "login page; dark theme",
+            )
             alice.push("feature/login")
             bob.start("feature/search")
             b_sha = bob.commit({"app/search.txt": "search = fulltext\n"}, "search")
             bob.push("feature/search")
             carol.start("feature/theme")
-            c_sha = carol.commit({"app/settings.txt": "name = demo\ntheme = solarized\ntimeout = 30\n"},
-                                 "solarized theme")
+            c_sha = carol.commit(
+                {"app/settings.txt": "name = demo\ntheme = solarized\ntimeout = 30\n"}, "solarized theme"
+            )
             carol.push("feature/theme")
-            for who, branch, sha in ((alice, "feature/login", a_sha), (bob, "feature/search", b_sha),
-                                     (carol, "feature/theme", c_sha)):
+            for who, branch, sha in (
+                (alice, "feature/login", a_sha),
+                (bob, "feature/search", b_sha),
+                (carol, "feature/theme", c_sha),
+            ):
                 say(f"  {who.name:<6} pushed {branch} @ {short(sha)}")
 
             step("2. readiness events make each candidate ready and queued (FIFO by ready_at)")
@@ -137,33 +152,46 @@ class Demo:
 
             step("5. carol merges main into her branch, resolves the conflict, pushes, emits again")
             carol.start("feature/theme", base="origin/feature/theme")
-            await asyncio.to_thread(git.run_sync, ["merge", "--quiet", "--no-edit", "origin/main"], cwd=carol.path,
-                                    check=False)
-            fixed = carol.commit({"app/settings.txt": "name = demo\ntheme = solarized-dark\ntimeout = 30\n"},
-                                 "theme: merge main, keep solarized on top of dark")
+            await asyncio.to_thread(
+                git.run_sync, ["merge", "--quiet", "--no-edit", "origin/main"], cwd=carol.path, check=False
+            )
+            fixed = carol.commit(
+                {"app/settings.txt": "name = demo\ntheme = solarized-dark\ntimeout = 30\n"},
+                "theme: merge main, keep solarized on top of dark",
+            )
             carol.push("feature/theme")
             await self.submit(integ, carol, "theme", "feature/theme", fixed)
             await self.show_notifications(integ)
 
             step("6. the fixed sha integrates and the follow-up is resolved")
             await self.drain(integ)
-            state = (self.cfg.todos_dir / "theme-integration-blocked" / "state.yaml")
+            state = self.cfg.todos_dir / "theme-integration-blocked" / "state.yaml"
             if state.exists():
-                status_line = next((ln for ln in state.read_text().splitlines() if ln.startswith("status:")), "")
+                status_line = next(
+                    (ln for ln in state.read_text().splitlines() if ln.startswith("status:")), ""
+                )
                 say(f"  {state.relative_to(self.root)}: {status_line}")
 
             step("7. integrator status")
             say(status_text(await integ.status()))
             merges = self.main_merges()
             say()
-            say(f"main: {len(merges)} integrator merges, each with Integrated-By / Candidate-Slug / Candidate-Sha trailers")
+            say(
+                f"main: {len(merges)} integrator merges, each with Integrated-By / Candidate-Slug / Candidate-Sha trailers"
+            )
             say(f"see it again: integrator --config {self.cfg.config_path} status")
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--dir", "directory", default=".sandbox/demo", show_default=True,
-                  type=click.Path(file_okay=False), help="Where to build the sandbox (replaced if present).")
+    @click.option(
+        "--dir",
+        "directory",
+        default=".sandbox/demo",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Where to build the sandbox (replaced if present).",
+    )
     @handle_errors
     def demo(directory: str) -> None:
         """Run the whole story in a local sandbox: ready, integrate, block, fix, resolve."""
@@ -175,5 +203,3 @@ def register(cli: click.Group) -> None:
         started = time.monotonic()
         run_async(Demo(root).run())
         say(f"(demo took {time.monotonic() - started:.1f}s)")
-
-
