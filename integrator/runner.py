@@ -31,6 +31,8 @@ from integrator.workflow import Workflow
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+# ``run --once`` gives up after this many faulted cycles in a row (the candidates stay queued).
+ONCE_FAULT_LIMIT = 3
 
 
 def default_holder() -> str:
@@ -58,6 +60,8 @@ class Runner:
         self.shadow = ShadowDrain(cfg, store, clock)
         self.integ = Integrator(cfg, store, clock)
         self._backoff = 0.0
+        self.faults_in_a_row = 0
+        self.last_fault: str | None = None
 
     def _epoch(self) -> float:
         return self.clock().timestamp()
@@ -127,7 +131,7 @@ class Runner:
                 await cutover.watchdog(self.integ)
                 if worked:
                     continue
-                if once and self._backoff == 0:
+                if once and (self._backoff == 0 or self.faults_in_a_row >= ONCE_FAULT_LIMIT):
                     break
                 await self._idle(listener, stop)
         except LeaseLost as err:
@@ -183,21 +187,27 @@ class Runner:
         if await self.mode() == "shadow":
             lease = await self.guard()
             changed = await self.shadow.cycle(view, lease.fencing)
-            self._backoff = 0.0
+            await self._healthy()
             return changed > 0
         if await self.store.read(settings.pause_state) is not None:
             return False
         item = await self.workflow.take()
         if item is None:
-            self._backoff = 0.0
+            await self._healthy()
             return False
         outcome = await self.workflow.integrate(item, view)
         log.info("event=outcome kind=%s slug=%s sha=%s", outcome.kind, item.slug, item.sha[:10])
         if outcome.kind == "requeued":
-            self._bump_backoff()
+            self._bump_backoff(outcome.detail.get("error", "infrastructure fault"))
             return False
-        self._backoff = 0.0
+        self._reset_backoff()  # an outcome was recorded, which also cleared the stored fault streak
         return True
+
+    async def _healthy(self) -> None:
+        """A whole cycle worked: forget past faults (here and in the store, for status and the watchdog)."""
+        if self.faults_in_a_row:
+            await self.store.write(settings.clear_fault_streak)
+        self._reset_backoff()
 
     async def _fault(self, err: Exception) -> None:
         now = iso(self.clock())
@@ -207,7 +217,13 @@ class Runner:
 
         streak = await self.store.write(write)
         log.warning("event=fault streak=%d error=%s", streak, err)
-        self._bump_backoff()
+        self._bump_backoff(err)
 
-    def _bump_backoff(self) -> None:
+    def _bump_backoff(self, error: Exception | str) -> None:
+        self.faults_in_a_row += 1
+        self.last_fault = str(error)
         self._backoff = min(MAX_BACKOFF_S, max(1.0, self._backoff * 2))
+
+    def _reset_backoff(self) -> None:
+        self.faults_in_a_row = 0
+        self._backoff = 0.0

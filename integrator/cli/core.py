@@ -309,6 +309,7 @@ async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console
     from integrator.delivery import deliver_forever
     from integrator.outbox import Notification
     from integrator.runner import Runner
+    from integrator.workflow import Fault
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -330,3 +331,8 @@ async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console
             sink_stop.set()
             if sink is not None:
                 await sink
+        if once and runner.faults_in_a_row:
+            raise Fault(
+                f"gave up after {runner.faults_in_a_row} faults in a row ({runner.last_fault}); "
+                "the candidates stay queued: fix the remote and run again"
+            )
