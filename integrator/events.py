@@ -82,6 +82,8 @@ Sha = Annotated[StrictStr, AfterValidator(check_sha)]
 Slug = Annotated[StrictStr, AfterValidator(check_slug)]
 Branch = Annotated[StrictStr, AfterValidator(check_branch_name)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+# A remote name is compared with the configured remote, which follows the branch-name rules.
+RemoteName = Annotated[StrictStr, AfterValidator(check_branch_name)]
 Timestamp = AwareDatetime
 
 
@@ -108,7 +110,7 @@ class FinalizeReady(_Payload):
 class BranchPushed(_Payload):
     branch: Branch
     sha: Sha
-    remote: Name = "origin"
+    remote: RemoteName = "origin"
     pushed_at: Timestamp
     pusher: Name | None = None
 
@@ -256,15 +258,7 @@ def make_event(
     model = PAYLOADS.get(event_type)
     if model is None:
         raise InvalidInput(f"type: unknown event type {event_type!r} (expected one of {', '.join(PAYLOADS)})")
-    if isinstance(payload, _Payload):
-        parsed = payload
-    else:
-        # Always validate in JSON mode: strict about types (no bool for int), yet timestamps arrive as
-        # ISO strings from JSON and as datetimes from Python; both become the same text first.
-        try:
-            parsed = model.model_validate_json(json.dumps(payload, default=_json_default))
-        except ValidationError as err:
-            raise InvalidInput("; ".join(_format(err, "payload."))) from None
+    parsed = payload if isinstance(payload, _Payload) else _validate(model, payload)
     return Event(
         event_id=event_id or str(uuid.uuid4()),
         type=event_type,
@@ -283,6 +277,39 @@ def parse_wire(obj: Any, *, received_at: datetime | None = None) -> Event:
     return make_event(env.type, env.payload, received_at=received_at)
 
 
+def _validate(model: type[_Payload], payload: Any) -> _Payload:
+    """Validate in JSON mode: strict about types (no bool for int), yet timestamps arrive as ISO
+    strings from JSON and as datetimes from Python; both become the same text first.
+
+    A value JSON cannot carry (bytes, a set, NaN) is a bad field like any other, named together with
+    every other problem of the payload.
+    """
+    unrepresentable: dict[str, str] = {}
+    if isinstance(payload, dict):
+        clean = {}
+        for key, value in payload.items():
+            try:
+                json.dumps(value, default=_json_default, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                unrepresentable[str(key)] = str(err)
+            else:
+                clean[key] = value
+        payload = clean
+    try:
+        text = json.dumps(payload, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidInput(f"payload: not representable as JSON ({err})") from None
+    problems = [f"payload.{key}: not representable as JSON ({why})" for key, why in unrepresentable.items()]
+    try:
+        parsed = model.model_validate_json(text)
+    except ValidationError as err:
+        dropped = {f"payload.{key}: Field required" for key in unrepresentable}
+        problems += [p for p in _format(err, "payload.") if p not in dropped]
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    return parsed
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -293,13 +320,20 @@ def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Even
     """Parse a whole NDJSON batch; any bad line rejects the batch with every bad line named."""
     events: list[Event] = []
     problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # NDJSON separates records by "\n" only: str.splitlines() would also cut at U+2028, \x1c and other
+    # characters that JSON strings may carry unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             problems.append(f"line {number}: not JSON ({err.msg})")
+            continue
+        if isinstance(obj, dict) and obj.get("type") in OUTCOME_TYPES:
+            problems.append(
+                f"line {number}: type: {obj['type']} is recorded by the integrator itself and cannot be emitted"
+            )
             continue
         try:
             events.append(parse_wire(obj, received_at=received_at))
