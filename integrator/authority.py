@@ -3,9 +3,9 @@
 ``install_hooks`` puts two POSIX sh hooks into the bare remote and pins ``core.hooksPath`` there;
 ``pre-receive`` guards main with the integrator's credential (a push option), ``post-receive``
 spools every pushed branch, and ``ingest_spool`` turns the spool into ``branch_pushed`` events.
-``verify`` (in :mod:`integrator.authority_probe` terms: the probes below) tries every known way
-around the guard and reports what the remote really did. The credential never leaves its two
-files and the environment of the integrator's own pushes: not argv, not output, not the record.
+``verify`` tries every known way around the guard from a scratch clone, reports what the remote
+really did, and puts main back. The credential never leaves its two files and the environment of
+the integrator's own pushes: not argv, not output, not the record.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import pwd
 import re
 import secrets
 import shlex
@@ -115,16 +116,16 @@ def check_bare(path: Path | str) -> Path:
     result = git.run_sync(
         ["rev-parse", "--is-bare-repository", "--absolute-git-dir"], cwd=resolved, check=False, timeout=30
     )
-    lines = result.stdout.split()
-    if not result.ok or len(lines) != 2 or Path(lines[1]).resolve() != resolved:
-        raise InvalidInput(
-            f"remote: {resolved} is not a git repository (expected the top of a bare repository)"
-        )
+    lines = result.stdout.splitlines()
+    if not result.ok or len(lines) != 2:
+        raise InvalidInput(f"remote: {resolved} is not a git repository (expected a bare repository)")
     if lines[0] != "true":
         raise InvalidInput(
             f"remote: {resolved} is not a bare repository; install the hooks into the bare remote that "
             "workers push to (git clone --bare makes one)"
         )
+    if Path(lines[1]).resolve() != resolved:
+        raise InvalidInput(f"remote: {resolved} is inside the bare repository {lines[1]}, not its top")
     return resolved
 
 
@@ -277,11 +278,15 @@ def render_hook(name: str, context: dict[str, str]) -> str:
     for key, value in context.items():
         if _CONTROL.search(value):
             raise InvalidInput(f"hooks: {key} path {value!r} contains control characters")
-        template = template.replace(f"@{key}@", shlex.quote(value))
-    leftover = _PLACEHOLDER.search(template)
-    if leftover:
-        raise IntegratorError(f"hooks: template {name} has an unknown placeholder {leftover.group(0)}")
-    return template
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(0).strip("@")
+        if key not in context:
+            raise IntegratorError(f"hooks: template {name} has an unknown placeholder {match.group(0)}")
+        return shlex.quote(context[key])
+
+    # One pass, so a path that happens to contain "@NAME@" is never substituted again.
+    return _PLACEHOLDER.sub(substitute, template)
 
 
 def _checksum(text: str) -> str:
@@ -393,6 +398,7 @@ def install_hooks(
     """
     paths = RemotePaths(check_bare(bare))
     rendered = {name: render_hook(name, hook_context(cfg, paths.bare)) for name in HOOK_NAMES}
+    _read_credential_file(cfg.credential_file)  # a malformed one is bad input: refuse before writing
     problems = _plan_refusals(paths, force)
     if problems:
         raise Refused(
@@ -571,6 +577,15 @@ def _spool_files(spool: Path) -> list[Path]:
     return [path for _, _, path in sorted(found)]
 
 
+def _owner(uid: int) -> str | None:
+    # The hook wrote the file as the pushing user (local transports), so its owner is who pushed
+    # when the environment named nobody.
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
 def _parse_spool_file(cfg: Config, path: Path, now: float) -> tuple[list[Event], list[str], bool]:
     """Events of one spool file, the lines skipped (with why), and whether the file is finished."""
     stat = path.stat()
@@ -593,7 +608,7 @@ def _parse_spool_file(cfg: Config, path: Path, now: float) -> tuple[list[Event],
             "sha": parts[0],
             "remote": cfg.remote,
             "pushed_at": pushed_at,
-            "pusher": (parts[2].strip() if len(parts) > 2 else "") or None,
+            "pusher": (parts[2].strip() if len(parts) > 2 else "") or _owner(stat.st_uid),
         }
         try:
             events.append(make_event("branch_pushed", payload))
@@ -894,7 +909,7 @@ class _Verify:
     def integrator_push(self, refspec: str, lease: str) -> git.Result:
         env = push_options_env([f"{TOKEN_OPTION}={self.credential}", self.marker])
         return self.run(
-            ["push", "--porcelain", f"--force-with-lease={lease}", self.transport.url, refspec],
+            ["push", f"--force-with-lease={lease}", self.transport.url, refspec],
             env=env,
             check=False,
         )

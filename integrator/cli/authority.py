@@ -83,10 +83,20 @@ def register(cli: click.Group) -> None:
     @click.option("--remote", "remote", required=True, help="Path to the bare repository.")
     @click.option("--quiet", is_flag=True, help="Print nothing unless something is wrong (used by the hook).")
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.option(
+        "--deadline",
+        type=click.IntRange(1, 3600),
+        default=None,
+        help="Kill this process after SECONDS, whatever it is waiting on (used by the hook).",
+    )
     @click.pass_context
     @handle_errors
-    def ingest(ctx: click.Context, remote: str, quiet: bool, as_json: bool) -> None:
+    def ingest(ctx: click.Context, remote: str, quiet: bool, as_json: bool, deadline: int | None) -> None:
         """Turn the post-receive spool into branch_pushed events (safe to run concurrently)."""
+        if deadline is not None:
+            # A detached ingestion nobody watches must not live forever (a stuck database, a
+            # thread that keeps the interpreter from exiting); SIGALRM's default action ends it.
+            signal.alarm(deadline)
         report = authority.ingest_spool(get_config(ctx), remote)
         for reason in report.skipped:
             click.echo(f"skipped: {reason}", err=True)

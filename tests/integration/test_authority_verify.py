@@ -1,0 +1,172 @@
+"""`integrator authority verify` against real remotes: local path and git daemon, both modes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from authority_helpers import Setup, g, make_setup
+
+from integrator import authority, remote_serve
+
+EVERY_VARIANT = {
+    "integrator's push (credential as push option)",
+    "plain push of main",
+    "HEAD:main",
+    "refs/heads/main",
+    "+main (force)",
+    "--no-verify",
+    "delete main (--delete)",
+    "delete main (:main)",
+    "--mirror",
+    "--all",
+    "--atomic with a feature branch",
+    "wrong credential",
+    "credential only in an environment variable",
+    "forged GIT_PUSH_OPTION_* environment",
+    "server-side symbolic ref to main",
+    "--receive-pack with hooks off",
+    "GIT_CONFIG_GLOBAL turning hooks off",
+    "git -c core.hooksPath=/dev/null push",
+    "push to refs/heads/HEAD",
+    "feature branch",
+}
+
+
+def _heads(s: Setup) -> dict[str, str]:
+    out = g(s.bare, "for-each-ref", "--format=%(refname) %(objectname)").stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def _verify_json(s: Setup, remote: str) -> tuple[int, dict[str, object], str]:
+    result = s.cli("authority", "verify", "--remote", remote, "--json")
+    return result.exit_code, json.loads(result.output), result.output
+
+
+def _rows(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    variants = report["variants"]
+    assert isinstance(variants, list)
+    return {row["variant"]: row for row in variants}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Setup, remote_serve.ServedRemote]]:
+    s = make_setup(tmp_path, mode="cutover")
+    with remote_serve.serving(s.bare) as daemon:
+        yield s, daemon
+
+
+def test_cutover_on_a_path_remote_holds_except_the_labelled_local_bypass(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    heads_before = _heads(s)
+
+    status, report, output = _verify_json(s, str(s.bare))
+
+    assert status == 0, output
+    assert report["ok"] is True and report["boundary"] is False and report["transport"] == "path"
+    rows = _rows(report)
+    assert set(rows) == EVERY_VARIANT
+    for name, row in rows.items():
+        assert row["ok"] is True, row
+        if name in ("integrator's push (credential as push option)", "feature branch"):
+            assert row["actual"] == "allowed"
+        elif name == "--receive-pack with hooks off":
+            assert row["expected"] == "local-only bypass"
+            assert row["actual"] == "allowed (hooks bypassed)"  # measured: nothing stops it locally
+        else:
+            assert (row["expected"], row["actual"]) == ("rejected", "rejected"), name
+    assert _heads(s) == heads_before  # main restored, probe branches and the alias gone
+    assert s.credential() not in output
+
+
+def test_shadow_on_a_path_remote_expects_main_open_and_leaves_no_trace(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="shadow")
+    heads_before = _heads(s)
+
+    status, report, output = _verify_json(s, str(s.bare))
+
+    assert status == 0, output
+    rows = _rows(report)
+    assert rows["plain push of main"]["actual"] == "allowed"
+    assert rows["server-side symbolic ref to main"]["actual"] == "allowed"
+    assert rows["--mirror"]["actual"] == "skipped"
+    assert rows["push to refs/heads/HEAD"]["actual"] == "rejected"
+    assert rows["delete main (--delete)"]["actual"] in ("allowed", "refused by git")
+    assert _heads(s) == heads_before
+    # Probe pushes are marked: not legacy pushes for the parity report, not readiness events.
+    assert authority.read_legacy_pushes(s.bare) == []
+    assert authority.read_legacy_pushes(s.bare, include_probes=True)
+    assert s.spool_files() == []
+
+
+def test_over_git_daemon_the_remote_is_a_boundary(served: tuple[Setup, remote_serve.ServedRemote]) -> None:
+    s, daemon = served
+    heads_before = _heads(s)
+
+    status, report, output = _verify_json(s, daemon.url)
+
+    assert status == 0, output
+    assert report["boundary"] is True and report["transport"] == "git"
+    rows = _rows(report)
+    assert rows["--receive-pack with hooks off"]["expected"] == "rejected"
+    assert rows["--receive-pack with hooks off"]["actual"] in ("rejected", "refused")
+    assert rows["GIT_CONFIG_GLOBAL turning hooks off"]["actual"] == "rejected"
+    assert rows["server-side symbolic ref to main"]["actual"] == "rejected"  # bare found via authority.json
+    assert _heads(s) == heads_before
+    record = json.loads((s.cfg.state_dir / "authority.json").read_text())
+    assert record["verify_result"] == "pass" and record["transport_kind"] == "server" and record["boundary"]
+    assert s.credential() not in output and s.credential() not in json.dumps(record)
+
+
+def test_a_broken_hook_is_reported_and_main_is_still_restored(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    (s.bare / "hooks" / "pre-receive").write_text("#!/bin/sh\nexit 0\n")
+    heads_before = _heads(s)
+
+    result = s.cli("authority", "verify", "--remote", str(s.bare))
+
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "plain push of main" in result.output
+    assert _heads(s) == heads_before
+    record = json.loads((s.cfg.state_dir / "authority.json").read_text())
+    assert record["verify_result"] == "fail" and "plain push of main" in record["verify_failures"]
+
+
+def test_the_table_names_the_guard_and_the_local_only_bypass(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    result = s.cli("authority", "verify", "--remote", f"file://{s.bare}")
+    assert result.exit_code == 0, result.output
+    assert "guard only" in result.output and "local-only bypass" in result.output
+    assert "variant" in result.output and "expected" in result.output and "result: PASS" in result.output
+
+
+@pytest.mark.parametrize(
+    ("remote", "message"),
+    [
+        ("does-not-exist.git", "is not a directory"),
+        ("ext::sh -c touch% /tmp/pwned", "remote helper"),
+        ("-uhoh", "leading '-'"),
+        ("ftp://example.com/repo.git", "unsupported transport"),
+    ],
+)
+def test_bad_remotes_exit_2(tmp_path: Path, remote: str, message: str) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    heads_before = _heads(s)
+    result = s.cli("authority", "verify", "--remote", remote)
+    assert result.exit_code == 2 and message in result.output
+    assert _heads(s) == heads_before
+
+
+def test_verify_without_a_credential_exits_2(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    s.cfg.credential_file.unlink()
+    result = s.cli("authority", "verify", "--remote", str(s.bare))
+    assert result.exit_code == 2 and "hooks install" in result.output
+
+
+def test_a_mode_that_contradicts_the_remote_is_bad_input(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    result = s.cli("authority", "verify", "--remote", str(s.bare), "--mode", "shadow")
+    assert result.exit_code == 2 and "enforces cutover" in result.output
