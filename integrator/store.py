@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -165,22 +166,31 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _check_file(path: Path) -> None:
-    """Refuse a file that is not SQLite or is of a newer schema, without writing a byte to it."""
+    """Refuse a file that is not SQLite, is damaged, or is of a newer schema, without writing a byte to it."""
+    if path.is_dir():
+        raise StoreError(f"database {path} is a directory, not a file")
     if not path.exists() or path.stat().st_size == 0:
         return
     with path.open("rb") as fh:
         header = fh.read(len(SQLITE_MAGIC))
     if header != SQLITE_MAGIC:
         raise StoreError(f"database {path} is not an SQLite database (bad header); left untouched")
+    # Even a read-only open creates -wal/-shm beside a WAL database. With no -wal file there is no
+    # open connection (WAL mode keeps one while any is open), so the file alone is the whole truth
+    # and can be read as immutable, creating nothing beside it.
+    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
     try:
-        ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        ro = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
         try:
             version = ro.execute("PRAGMA user_version").fetchone()[0]
-            ro.execute("PRAGMA quick_check(1)").fetchone()
+            # quick_check reports damage as a row, not an exception.
+            verdict = ro.execute("PRAGMA quick_check(1)").fetchone()[0]
         finally:
             ro.close()
     except sqlite3.DatabaseError as err:
         raise StoreError(f"database {path} is corrupt ({err}); left untouched") from None
+    if verdict != "ok":
+        raise StoreError(f"database {path} is corrupt ({verdict}); left untouched")
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"database {path} has schema version {version}, newer than this integrator's {SCHEMA_VERSION}; "
@@ -192,6 +202,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:  # upgraded by a newer integrator since _check_file looked
+            raise StoreError(
+                f"database has schema version {version}, newer than this integrator's {SCHEMA_VERSION}"
+            )
         for index in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[index].split(";"):
                 if statement.strip():
@@ -228,6 +242,9 @@ class Store:
         except sqlite3.DatabaseError as err:
             await conn.close()
             raise StoreError(f"database {path} is unusable: {err}") from None
+        except BaseException:
+            await conn.close()
+            raise
         return store
 
     @staticmethod
