@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import discord
@@ -10,6 +14,29 @@ import pytest_asyncio
 from harness import Harness, add_guild, make_harness
 
 MakeHarness = Callable[..., Awaitable[Harness]]
+
+_SHARED_NAME = "tests_shared_conftest"
+
+
+def _shared() -> ModuleType:
+    """tests/conftest.py, loaded under a name of its own."""
+    found = sys.modules.get(_SHARED_NAME)
+    if found is None:
+        spec = importlib.util.spec_from_file_location(_SHARED_NAME, Path(__file__).parents[1] / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        found = importlib.util.module_from_spec(spec)
+        sys.modules[_SHARED_NAME] = found
+        spec.loader.exec_module(found)
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    # pytest imports every conftest.py outside a package as the module "conftest", and the last one
+    # loaded wins: after this directory is collected, `from conftest import cli, push_feature` in
+    # tests/integration (and here) lands in this module. Hand those names to tests/conftest.py.
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(_shared(), name)
 
 
 @pytest_asyncio.fixture
