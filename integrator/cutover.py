@@ -118,18 +118,25 @@ async def watchdog(integ: Integrator) -> str | None:
     now = integ.clock()
     nowiso = iso(now)
 
-    def check(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None, int]:
+    def check(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None, int, bool]:
         found = stall(conn, cfg, now)
         alarmed = settings.get(conn, "stall_alarm_since")
+        raised = False
         if found is None:
             if alarmed:
                 settings.put(conn, "stall_alarm_since", None)
         elif alarmed != found["since"]:
             settings.put(conn, "stall_alarm_since", found["since"])
             outbox.add(conn, "stall_alarm", {"slug": None, **found}, now=nowiso)
-        return settings.mode(conn, cfg.mode)["mode"], found, int(settings.get(conn, "fault_streak", 0))
+            raised = True
+        mode = settings.mode(conn, cfg.mode)["mode"]
+        return mode, found, int(settings.get(conn, "fault_streak", 0)), raised
 
-    mode, found, streak = await integ.store.write(check, notify=True)
+    # Notify only for a new alarm: the runner calls this every cycle, and a wake on every call
+    # would wake the runner itself and keep it from ever going idle.
+    mode, found, streak, raised = await integ.store.write(check)
+    if raised:
+        integ.store.notify()
     policy = cfg.rollback
     if mode != "cutover" or not policy.enabled:
         return None

@@ -403,9 +403,17 @@ async def check_cycle(
     now = iso(utcnow())
     main_sha = view.main_sha
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: sqlite3.Connection) -> bool:
+        moved = False
         for cand, reasons in verdicts:
+            before = get(conn, cand.id)
             settle(conn, cand, reasons, main_sha=main_sha, now=now)
+            after = get(conn, cand.id)
+            moved = moved or (before is not None and after is not None and before.status != after.status)
+        return moved
 
-    await store.write(write, notify=True)
+    # Notify only when a candidate changed status: a candidate that keeps waiting on git would
+    # otherwise wake the runner after each of its own cycles (a busy loop).
+    if await store.write(write):
+        store.notify()
     return view

@@ -266,9 +266,17 @@ class Store:
             _in_transaction, fn, self._conn._conn
         )
         if notify:
-            self.changed.set()
-            wake.poke(self.path)
+            self.notify()
         return result
+
+    def notify(self) -> None:
+        """Wake in-process listeners and an idle runner in another process: state they wait on changed.
+
+        Only for real changes: the runner's own writes land on its own wake socket too, so a write
+        that notifies on every cycle would turn the idle runner into a busy loop.
+        """
+        self.changed.set()
+        wake.poke(self.path)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a read transaction (one consistent snapshot)."""
