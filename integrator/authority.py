@@ -250,6 +250,17 @@ def _tool(name: str) -> str:
     return str(Path(found).resolve())
 
 
+def _ref_format(bare: Path) -> str:
+    # `--show-ref-format` arrived with reftable (git 2.45); older git echoes the unknown option
+    # back, and only ever had the files backend. Anything unexpected is treated as not-files, which
+    # only costs the hook a git call per ref.
+    result = git.run_sync(["rev-parse", "--show-ref-format"], cwd=bare, check=False, timeout=30)
+    value = result.stdout.strip()
+    if not result.ok:
+        return "unknown"
+    return "files" if value in ("files", "--show-ref-format") else value or "unknown"
+
+
 def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
     """The absolute paths baked into the hooks, so they depend on nothing in the pusher's environment."""
     if cfg.config_path is None:
@@ -260,10 +271,12 @@ def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
         "GIT": git_path,
         "DATE": _tool("date"),
         "ENV": _tool("env"),
+        "NICE": _tool("nice"),
         "RM": _tool("rm"),
         "STATE": str(paths.state),
         "BARE": str(bare),
         "MAIN_REF": f"refs/heads/{cfg.main_branch}",
+        "REFS_IN_FILES": "yes" if _ref_format(bare) == "files" else "no",
         # sys.executable, not its resolved target: a virtualenv is recognised by the path it is run as.
         "PYTHON": sys.executable,
         "CONFIG": str(cfg.config_path),

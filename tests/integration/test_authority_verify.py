@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from authority_helpers import Setup, g, make_setup
+from authority_helpers import Setup, g, make_setup, wait_for
 
 from integrator import authority, remote_serve
 
@@ -170,3 +170,26 @@ def test_a_mode_that_contradicts_the_remote_is_bad_input(tmp_path: Path) -> None
     s = make_setup(tmp_path, mode="cutover")
     result = s.cli("authority", "verify", "--remote", str(s.bare), "--mode", "shadow")
     assert result.exit_code == 2 and "enforces cutover" in result.output
+
+
+def test_the_credential_never_leaks(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="shadow")
+    secret = s.credential()
+    outputs = [
+        s.cli("hooks", "install", "--remote", str(s.bare)).output,
+        s.cli("hooks", "install", "--remote", str(s.bare), "--json").output,
+        s.cli("authority", "verify", "--remote", str(s.bare)).output,
+        s.cli("authority", "verify", "--remote", str(s.bare), "--json").output,
+    ]
+    sha = s.commit("feature")
+    assert s.push("origin", f"{sha}:refs/heads/leak-check").returncode == 0
+    wait_for(lambda: [e for e in s.branch_pushed() if e["branch"] == "leak-check"], what="the event")
+    outputs.append(s.cli("hooks", "ingest", "--remote", str(s.bare), "--json").output)
+    outputs.append(s.cli("status", "--json").output)
+
+    for text in outputs:
+        assert secret not in text
+    for path in (s.cfg.state_dir / "authority.json", s.paths.legacy_log, s.paths.ingest_log, s.cfg.db):
+        if path.exists():
+            assert secret.encode() not in path.read_bytes(), path
+    assert secret not in (s.bare / "hooks" / "pre-receive").read_text()

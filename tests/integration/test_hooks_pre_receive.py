@@ -185,3 +185,21 @@ def test_read_legacy_pushes_skips_probes_and_junk(tmp_path: Path) -> None:
     assert pushes[1].deleted and not pushes[0].created
     assert len(authority.read_legacy_pushes(s.bare, include_probes=True)) == 3
     assert os.path.exists(s.paths.legacy_log)
+
+
+def test_a_chain_of_symbolic_refs_after_pack_refs_still_counts_as_main(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    sha = s.commit("feature first")
+    assert s.push("origin", f"{sha}:refs/heads/packed-feature").returncode == 0
+    g(s.bare, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
+    g(s.bare, "symbolic-ref", "refs/heads/alias2", "refs/heads/alias")
+    g(s.bare, "pack-refs", "--all")  # regular refs leave their loose files; symbolic ones stay loose
+    before = s.main_sha()
+    newer = s.commit("sneaky")
+
+    via_chain = s.push("origin", f"{newer}:refs/heads/alias2")
+    packed_feature = s.push("origin", f"{newer}:refs/heads/packed-feature")
+
+    assert via_chain.returncode == 1 and "refs/heads/alias2->refs/heads/main" in via_chain.stderr
+    assert s.main_sha() == before
+    assert packed_feature.returncode == 0, packed_feature.stderr
