@@ -50,9 +50,22 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _headline(stderr: str, rc: int) -> str:
+    """The line that says what went wrong: git's first ``fatal:``/``error:`` line, else the last one.
+
+    The last line alone is often advice ("and the repository exists.", "remove the file manually to
+    continue."), which tells an operator reading ``status`` nothing.
+    """
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:", "remote: error:", "remote: fatal:")):
+            return line
+    return lines[-1] if lines else f"exit status {rc}"
+
+
 def _raise(args: Sequence[str], rc: int, stderr: str) -> GitError:
     shown = " ".join(args[:3])
-    last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {rc}"
+    last = _headline(stderr, rc)
     return GitError(
         f"git {shown} failed: {last}",
         command=["git", *args],
@@ -158,6 +171,28 @@ def validate_repository(path: Path, remote: str) -> str:
     if not urls:
         raise InvalidInput(f"remote: {remote!r} in {path} has no URL")
     return str(urls[0])
+
+
+def check_repository(path: Path, remote: str, *, timeout: float = 10.0) -> None:
+    """The cheap twin of :func:`validate_repository` for commands that must stay fast (``status``):
+    one git call, no GitPython import. Raises InvalidInput naming the problem."""
+    if not path.is_dir():
+        raise InvalidInput(
+            f"repo: {path} does not exist (or is not a directory); fix `repo` in the configuration"
+        )
+    # --local fails outside a repository; the ceiling keeps git from finding a parent directory's one.
+    res = run_sync(
+        ["config", "--local", "--get", f"remote.{remote}.url"],
+        cwd=path,
+        timeout=timeout,
+        check=False,
+        env={"GIT_CEILING_DIRECTORIES": str(path.resolve().parent)},
+    )
+    if res.returncode == 1:
+        raise InvalidInput(f"remote: {path} has no remote named {remote!r}")
+    if not res.ok:
+        why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
+        raise InvalidInput(f"repo: {path} is not a git repository ({why})")
 
 
 # --- the operations the integrator needs, each one git call -------------------------------------
@@ -305,6 +340,10 @@ async def push_main(
     text = res.stdout + res.stderr
     if "stale info" in text or "fetch first" in text or "non-fast-forward" in text:
         return PushResult(False, True, text)
+    if _TRANSIENT.search(text) and "hook declined" not in text:
+        # A locked ref on the remote also shows as "[remote rejected]", but it is the machine's
+        # problem, not the candidate's: raise it as a transient fault, never a rejection to block on.
+        raise _raise(res.args, res.returncode, text)
     if "[remote rejected]" in text or "pre-receive hook declined" in text:
         return PushResult(False, False, text)
     raise _raise(res.args, res.returncode, text)

@@ -71,9 +71,28 @@ def _print_emit(report: EmitReport, as_json: bool) -> None:
         click.echo(candidate_line(c))
 
 
-def _emit_one(ctx: click.Context, event_type: str, payload: dict[str, Any], as_json: bool) -> None:
+def _emit_one(
+    ctx: click.Context,
+    event_type: str,
+    payload: dict[str, Any],
+    time_field: str,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    problems = []
+    try:
+        payload[time_field] = _timestamp(at)
+    except InvalidInput as err:
+        problems.append(err.message)
+        payload[time_field] = utcnow()  # a stand-in, so every other bad field is named in the same message
+    try:
+        event = make_event(event_type, payload)
+    except InvalidInput as err:
+        problems.append(err.message)
+    if problems:
+        raise InvalidInput("; ".join(problems))
     cfg = get_config(ctx)
-    _print_emit(run_async(_emit(cfg, [make_event(event_type, payload)])), as_json)
+    _print_emit(run_async(_emit(cfg, [event])), as_json)
 
 
 def register(cli: click.Group) -> None:
@@ -160,13 +179,9 @@ def register(cli: click.Group) -> None:
         _emit_one(
             ctx,
             "review_approved",
-            {
-                "slug": slug,
-                "sha": sha,
-                "reviewer": reviewer,
-                "review_round": review_round,
-                "approved_at": _timestamp(at),
-            },
+            {"slug": slug, "sha": sha, "reviewer": reviewer, "review_round": review_round},
+            "approved_at",
+            at,
             ctx.obj.get("json_output", False),
         )
 
@@ -184,7 +199,9 @@ def register(cli: click.Group) -> None:
         _emit_one(
             ctx,
             "finalize_ready",
-            {"slug": slug, "branch": branch, "sha": sha, "worker": worker, "ready_at": _timestamp(at)},
+            {"slug": slug, "branch": branch, "sha": sha, "worker": worker},
+            "ready_at",
+            at,
             ctx.obj.get("json_output", False),
         )
 
@@ -199,15 +216,10 @@ def register(cli: click.Group) -> None:
     def branch_pushed(
         ctx: click.Context, branch: str, sha: str, remote: str, pusher: str | None, at: str | None
     ) -> None:
-        payload: dict[str, Any] = {
-            "branch": branch,
-            "sha": sha,
-            "remote": remote,
-            "pushed_at": _timestamp(at),
-        }
+        payload: dict[str, Any] = {"branch": branch, "sha": sha, "remote": remote}
         if pusher is not None:
             payload["pusher"] = pusher
-        _emit_one(ctx, "branch_pushed", payload, ctx.obj.get("json_output", False))
+        _emit_one(ctx, "branch_pushed", payload, "pushed_at", at, ctx.obj.get("json_output", False))
 
     @cli.command()
     @click.option("--json", "as_json", is_flag=True)
@@ -215,7 +227,11 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def status(ctx: click.Context, as_json: bool) -> None:
         """Mode, pause, lease, queue, candidates with their reasons, recent outcomes."""
+        from integrator import git
+
         cfg = get_config(ctx)
+        # A repository deleted or broken since `init` must be said, not hidden behind a calm status.
+        git.check_repository(cfg.repo, cfg.remote)
         data = run_async(call(cfg, "status"))
         echo_json(data) if as_json else click.echo(status_text(data))
 
