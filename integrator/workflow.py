@@ -35,6 +35,9 @@ from integrator.lease import Lease
 from integrator.store import Store
 
 KILL_ENV = "INTEGRATOR_TEST_KILL_AT"  # fault injection for the crash tests only
+# Test only: a shell command run just before each push, so a test can move main (or break the remote)
+# between the merge and the push deterministically. Never set in production.
+BEFORE_PUSH_ENV = "INTEGRATOR_TEST_BEFORE_PUSH"
 
 Guard = Callable[[], Awaitable[Lease]]
 OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued"]
@@ -55,6 +58,13 @@ class Outcome:
 def _kill_point(phase: str) -> None:
     if os.environ.get(KILL_ENV) == phase:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _before_push_hook() -> None:
+    command = os.environ.get(BEFORE_PUSH_ENV)
+    if command:
+        proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL)
+        await proc.wait()
 
 
 def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
@@ -153,6 +163,7 @@ class Workflow:
                 lease = await self._checkpoint(
                     item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
                 )
+                await _before_push_hook()
                 pushed = await git.push_main(
                     repo,
                     cfg.remote,
@@ -436,7 +447,8 @@ class Workflow:
                 fencing=lease.fencing,
             )
             checkpoint.delete(conn, item.id)
-            return settings.record_fault(conn, "git", str(err), at=now)
+            kind = err.code if isinstance(err, IntegratorError) else "git"
+            return settings.record_fault(conn, kind, str(err), at=now)
 
         streak = await self.store.write(write)
         return Outcome("requeued", {"slug": item.slug, "error": str(err), "streak": streak})

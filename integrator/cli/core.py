@@ -350,5 +350,5 @@ async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console
         if once and runner.faults_in_a_row:
             raise Fault(
                 f"gave up after {runner.faults_in_a_row} faults in a row ({runner.last_fault}); "
-                "the candidates stay queued: fix the remote and run again"
+                "the candidates stay queued: fix the cause and run again"
             )
