@@ -272,6 +272,7 @@ def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
         "DATE": _tool("date"),
         "ENV": _tool("env"),
         "NICE": _tool("nice"),
+        "FIND": _tool("find"),
         "RM": _tool("rm"),
         "STATE": str(paths.state),
         "BARE": str(bare),
@@ -475,14 +476,31 @@ def update_record(cfg: Config, changes: dict[str, Any]) -> None:
     _write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+_VERIFY_KEYS = (
+    "verified_at",
+    "verified_mode",
+    "verified_remote",
+    "transport",
+    "transport_kind",
+    "boundary",
+    "verify_result",
+    "verify_failures",
+)
+
+
 def _record_install(cfg: Config, bare: Path, checksums: dict[str, str], clock: Clock) -> bool:
     current = read_record(cfg)
     if current.get("bare") == str(bare) and current.get("hooks") == checksums and current.get("installed_at"):
         return False
-    update_record(
-        cfg,
-        {"bare": str(bare), "main_branch": cfg.main_branch, "installed_at": iso(clock()), "hooks": checksums},
-    )
+    changes: dict[str, Any] = {
+        "bare": str(bare),
+        "main_branch": cfg.main_branch,
+        "installed_at": iso(clock()),
+        "hooks": checksums,
+    }
+    # New hooks (or another remote) have not been verified yet: an old pass must not vouch for them.
+    changes.update({key: None for key in _VERIFY_KEYS if key in current})
+    update_record(cfg, changes)
     return True
 
 

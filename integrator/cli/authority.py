@@ -22,6 +22,10 @@ def _print_install(report: authority.InstallReport) -> None:
         click.echo(f"  - {change}")
     for backup in report.backups:
         click.echo(f"  - kept the previous hook as {backup}")
+    click.echo(
+        "A path remote is a guard against mistakes, not a boundary: serve it with "
+        "`integrator remote serve`, then run `integrator authority verify --remote URL`."
+    )
 
 
 def _print_verify(report: authority.VerifyReport) -> None:

@@ -170,3 +170,15 @@ def test_ingest_rejects_a_path_that_is_not_a_bare_repository(tmp_path: Path) -> 
     result = s.cli("hooks", "ingest", "--remote", str(s.work))
     assert result.exit_code == 2 and "is not a bare repository" in result.output
     assert g(s.work, "status", "--porcelain").stdout == ""
+
+
+def test_a_marker_left_by_a_crash_does_not_stop_ingestion_for_good(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    s.paths.spool_wanted.write_text("")
+    old = s.paths.spool_wanted.stat().st_mtime - 3600
+    os.utime(s.paths.spool_wanted, (old, old))
+    sha = s.commit("after a crash")
+
+    assert s.push("origin", f"{sha}:refs/heads/after-crash").returncode == 0
+
+    wait_for(lambda: _events_for(s, {"after-crash"}), what="the event despite the stale marker")
