@@ -9,8 +9,10 @@ GitPython is used where a repository object is convenient (validating a path at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,13 +94,17 @@ async def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(env),
+        # Its own process group, killed as a whole: git's helpers (ssh, a remote's upload-pack) keep
+        # its pipes open, and waiting on them would let a hung remote outlive the timeout. It also keeps
+        # a Ctrl-C meant for the integrator (which finishes its phase) from killing a push half-way.
+        start_new_session=True,
     )
     try:
         out, err = await asyncio.wait_for(
             proc.communicate(input_text.encode() if input_text is not None else None), timeout
         )
     except TimeoutError:
-        proc.kill()
+        _kill_group(proc)
         await proc.wait()
         raise GitError(
             f"git {' '.join(args[:2])} timed out after {timeout:.0f}s",
@@ -108,7 +114,7 @@ async def run(
         ) from None
     except asyncio.CancelledError:
         if proc.returncode is None:
-            proc.kill()
+            _kill_group(proc)
             await proc.wait()
         raise
     result = Result(
@@ -117,6 +123,11 @@ async def run(
     if check and not result.ok:
         raise _raise(args, result.returncode, result.stderr)
     return result
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_sync(
