@@ -12,6 +12,8 @@ A bot wires it like this::
     adapter.register_persistent(client)
     # delivering an outbox notification:
     await adapter.send(channel, notification)
+    # answering a slash command with a reply rendered by discord_replies:
+    await adapter.respond(interaction, discord_replies.status(data))
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from integrator.config import AgentConfig, DiscordConfig
 from integrator.errors import IntegratorError
+from teleclaude.adapters import discord_replies
 from teleclaude.adapters.discord_format import CONTENT_MAX, clip, escape
 from teleclaude.adapters.discord_render import (
     SLUG_RE,
@@ -43,12 +46,14 @@ __all__ = [
     "LAUNCH_TEMPLATE",
     "RESUME_TEMPLATE",
     "DiscordAdapter",
+    "DiscordUser",
     "LaunchError",
     "LaunchUser",
     "Launcher",
     "MessageSpec",
     "NotificationError",
     "ResumeHandler",
+    "actor",
     "agent_key",
     "launch_label",
     "render",
@@ -78,9 +83,21 @@ class LaunchUser(Protocol):
     def id(self) -> int: ...
 
 
-# (slug, user id, the user's role names) -> a short reply. The bot's handler applies the same rules
-# as ``integrator resume``; an IntegratorError's message is shown to the user as is.
-ResumeHandler = Callable[[str, int, Sequence[str]], Awaitable[str]]
+class DiscordUser(LaunchUser, Protocol):
+    """A user with a name: what the core records as who did something."""
+
+    @property
+    def name(self) -> str: ...
+
+
+def actor(user: DiscordUser) -> str:
+    """``by`` for the core's audit records: ``discord:<name>#<id>`` (the id is what stays stable)."""
+    return f"discord:{user.name}#{user.id}"
+
+
+# (slug, the clicking user, the user's role names) -> a short reply. The bot's handler applies the
+# same rules as ``integrator resume``; an IntegratorError's message is shown to the user as is.
+ResumeHandler = Callable[[str, DiscordUser, Sequence[str]], Awaitable[str]]
 # (agent, user) -> a short description of what was started; raise LaunchError with a user-safe message.
 Launcher = Callable[[AgentConfig, LaunchUser], Awaitable[str]]
 
@@ -193,6 +210,35 @@ class DiscordAdapter:
         spec = render(notification)
         return await channel.send(nonce=self.nonce_for(notification), **self.message_kwargs(spec))
 
+    def undeliverable(self, notification: Mapping[str, Any], error: object) -> MessageSpec:
+        """What the channel sees instead of a notification that can never be rendered or accepted."""
+        kind = notification.get("kind")
+        return MessageSpec(
+            clip(
+                f"⚠️ Notification #{notification.get('id')} ({escape(kind)}) could not be shown: "
+                f"{escape(error)}\nIts full record is in the integrator's outbox (`integrator status`).",
+                CONTENT_MAX,
+            )
+        )
+
+    async def send_undeliverable(
+        self, channel: discord.abc.Messageable, notification: Mapping[str, Any], error: object
+    ) -> discord.Message:
+        """Post :meth:`undeliverable` with the notification's own nonce (still one message per row)."""
+        spec = self.undeliverable(notification, error)
+        return await channel.send(nonce=self.nonce_for(notification), **self.message_kwargs(spec))
+
+    # ----------------------------------------------------------------------------------- replies
+    async def respond(
+        self, interaction: discord.Interaction[Any], spec: MessageSpec, *, ephemeral: bool = True
+    ) -> None:
+        """Answer an interaction with a rendered reply: the first response, or a followup after a defer."""
+        kwargs = self.message_kwargs(spec)
+        if interaction.response.is_done():
+            await interaction.followup.send(ephemeral=ephemeral, **kwargs)
+        else:
+            await interaction.response.send_message(ephemeral=ephemeral, **kwargs)
+
     # ---------------------------------------------------------------------------------- launcher
     def set_agents(self, agents: Sequence[AgentConfig]) -> None:
         """Replace the agent list (config reload). Old buttons of removed agents get a polite reply."""
@@ -285,15 +331,15 @@ class DiscordAdapter:
                 interaction, f"Resuming is not enabled in this bot. Run `integrator resume {slug}`."
             )
             return
-        user_id = interaction.user.id
+        user = interaction.user
 
         async def work() -> str:
             try:
-                return await handler(slug, user_id, roles)
+                return await handler(slug, user, roles)
             except IntegratorError as err:
-                return f"Could not resume **{slug}**: {err}"
+                return discord_replies.resume_refused(slug, err).content
             except Exception:
-                log.exception("resume handler failed slug=%s user=%s", slug, user_id)
+                log.exception("resume handler failed slug=%s user=%s", slug, user.id)
                 return f"Could not resume **{slug}**: internal error (it was logged)."
 
         await self._answer_later(interaction, work)

@@ -102,8 +102,10 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 def render_candidate_ready(p: _Fields) -> MessageSpec:
     position = p.number("position")
     where = "next in queue" if position == 1 else f"#{position} in queue"
+    resumed_by = p.opt_text("resumed_by")
+    who = f"\nResumed by {clip(escape(resumed_by), 100)}" if resumed_by else ""
     return MessageSpec(
-        f"✅ **{p.text('slug')}** ready — {where}\n{code(p.text('branch'))} @ {code(short(p.text('sha')))}"
+        f"✅ **{p.text('slug')}** ready — {where}\n{code(p.text('branch'))} @ {code(short(p.text('sha')))}{who}"
     )
 
 
