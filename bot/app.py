@@ -1,0 +1,139 @@
+"""The Discord client: the /integrate tree, the persistent buttons, and the channel's notifications.
+
+``setup_hook`` runs once per client, after login and before the gateway connects: it registers
+the commands and the DynamicItem buttons and starts delivering the outbox to the channel. ``close``
+stops the delivery (after a last flush) and the launcher's watchers before closing the connection.
+The integrator itself is not in here: it runs whether or not Discord is reachable (``bot.runtime``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.commands import IntegrateGroup, NotAdmin
+from bot.launcher import SubprocessLauncher
+from bot.notify import DISCORD_CONSUMER, DiscordSink
+from bot.supervise import Backoff, supervise
+from integrator import outbox
+from integrator.delivery import deliver_forever
+from integrator.errors import IntegratorError
+from integrator.service import Integrator
+from teleclaude.adapters import discord_replies as replies
+from teleclaude.adapters.discord_adapter import DiscordAdapter, DiscordUser, actor
+
+log = logging.getLogger(__name__)
+
+
+class IntegratorTree(app_commands.CommandTree["IntegratorBot"]):
+    """The one place where a command's failure becomes a reply."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /
+    ) -> None:
+        command = interaction.command.name if interaction.command is not None else "?"
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, NotAdmin):
+            log.info("event=command_refused command=%s user=%s why=not_admin", command, interaction.user.id)
+            spec = replies.not_admin(cause.role, cause.command)
+        elif isinstance(cause, IntegratorError):
+            log.info(
+                "event=command_refused command=%s user=%s code=%s", command, interaction.user.id, cause.code
+            )
+            if command == "resume":
+                spec = replies.resume_refused(str(getattr(interaction.namespace, "slug", "?")), cause)
+            else:
+                spec = replies.refused(command, cause)
+        else:
+            log.error("event=command_failed command=%s", command, exc_info=cause)
+            spec = replies.internal_error(command)
+        try:
+            await self.client.adapter.respond(interaction, spec)
+        except discord.HTTPException as err:
+            # The interaction token may have expired; the log is all that is left.
+            log.warning("event=reply_failed command=%s error=%s", command, err)
+
+
+class IntegratorBot(discord.Client):
+    # How long close() lets the last notifications go out before giving up on them (they stay queued).
+    flush_timeout_s = 10.0
+
+    def __init__(
+        self, integ: Integrator, *, sync_commands: bool = True, intents: discord.Intents | None = None
+    ) -> None:
+        super().__init__(intents=intents or discord.Intents.default())
+        self.integ = integ
+        self.cfg = integ.cfg
+        self.sync_commands = sync_commands
+        self.tree = IntegratorTree(self)
+        self.launcher = SubprocessLauncher(self.cfg.repo, log_dir=self.cfg.state_dir / "agents")
+        self.adapter = DiscordAdapter.from_config(
+            discord, self.cfg.discord, resume_handler=self.resume, launcher=self.launcher
+        )
+        self.logged_in = False
+        self._delivery: asyncio.Task[None] | None = None
+        self._delivery_stop = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        self.tree.add_command(IntegrateGroup(self.integ, self.adapter))
+        self.adapter.register_persistent(self)
+        if self.sync_commands:
+            await self._sync_commands()
+        channel_id = self.cfg.discord.channel_id
+        if channel_id is None:
+            log.warning(
+                "event=no_channel detail=discord.channel_id is not set; notifications go to the console"
+            )
+        else:
+            # The cursor exists before this returns, so nothing written from now on can be skipped.
+            await self.integ.store.write(lambda c: outbox.register(c, DISCORD_CONSUMER))
+            sink = DiscordSink(self, self.adapter, channel_id)
+            self._delivery = asyncio.create_task(
+                supervise(
+                    "discord-delivery",
+                    lambda: deliver_forever(self.integ.store, DISCORD_CONSUMER, sink, self._delivery_stop),
+                    self._delivery_stop,
+                    Backoff(initial_s=1.0, max_s=60.0),
+                ),
+                name="discord-delivery",
+            )
+        self.logged_in = True
+        log.info("event=discord_logged_in user=%s channel=%s", self.user, channel_id)
+
+    async def _sync_commands(self) -> None:
+        guild_id = self.cfg.discord.guild_id
+        if guild_id is None:
+            synced = await self.tree.sync()  # global: may take Discord a while to show
+        else:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)  # guild commands show up at once
+            synced = await self.tree.sync(guild=guild)
+        log.info("event=commands_synced guild=%s commands=%s", guild_id, [c.name for c in synced])
+
+    async def resume(self, slug: str, user: DiscordUser, roles: Sequence[str]) -> str:
+        """The Resume button: the same rules as ``integrator resume`` (the adapter checked the role)."""
+        result = await self.integ.resume(slug, by=actor(user))
+        return replies.resumed(result).content
+
+    async def close(self) -> None:
+        await self._stop_delivery()
+        await self.launcher.aclose()
+        await super().close()
+
+    async def _stop_delivery(self) -> None:
+        task, self._delivery = self._delivery, None
+        if task is None:
+            return
+        self._delivery_stop.set()
+        done, _ = await asyncio.wait({task}, timeout=self.flush_timeout_s)
+        if not done:
+            # Still trying to reach Discord: what was not acked stays in the outbox for next time.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
