@@ -5,13 +5,20 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import discord
+import pytest
 import pytest_asyncio
-from harness import Harness, add_guild, make_harness
+from botkit import OfflineBot
+from harness import CHANNEL_ID, Harness, Recorder, add_guild, make_harness
+
+from integrator.config import Config
+from integrator.sandbox import Sandbox
+from integrator.service import Integrator
 
 MakeHarness = Callable[..., Awaitable[Harness]]
 
@@ -64,3 +71,46 @@ async def make() -> AsyncIterator[MakeHarness]:
 @pytest_asyncio.fixture
 async def harness(make: MakeHarness) -> Harness:
     return await make()
+
+
+# -- the bot on a real sandbox ---------------------------------------------------------------------
+@dataclass
+class BotEnv:
+    """The shipped bot, logged in offline, over a real sandbox repository and SQLite store."""
+
+    harness: Harness
+    integ: Integrator
+    cfg: Config
+    sandbox: Sandbox
+
+    @property
+    def client(self) -> OfflineBot:
+        assert isinstance(self.harness.client, OfflineBot)
+        return self.harness.client
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.harness.recorder
+
+
+@pytest.fixture
+def bot_overrides() -> dict[str, Any]:
+    """Config keys a test module wants changed (override this fixture in the module)."""
+    return {}
+
+
+@pytest_asyncio.fixture
+async def bot_env(
+    tmp_path: Path, sandbox: Sandbox, make: MakeHarness, bot_overrides: dict[str, Any]
+) -> AsyncIterator[BotEnv]:
+    discord_cfg = {"channel_id": CHANNEL_ID, "agents": [{"name": "claude", "command": ["true"]}]}
+    overrides = dict(bot_overrides)
+    discord_cfg.update(overrides.pop("discord", {}))
+    cfg = _shared().make_config(tmp_path, sandbox, discord=discord_cfg, **overrides)
+    integ = await Integrator.open(cfg)
+    try:
+        h = await make(OfflineBot, integ=integ, sync_commands=False)
+        yield BotEnv(h, integ, cfg, sandbox)
+        await h.close()  # before the store closes: the delivery task uses it
+    finally:
+        await integ.close()

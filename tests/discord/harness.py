@@ -11,6 +11,7 @@ Measured facts this relies on are in ``/work/shared/notes/discord-offline-testin
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -248,7 +249,9 @@ class RecordingHTTP(HTTPClient):
             _read_files(files),
             kwargs.get("params"),
         )
-        return self.recorder.record(call)
+        result = self.recorder.record(call)
+        # An async responder can hold the request open: a slow or hanging Discord.
+        return await result if inspect.isawaitable(result) else result
 
 
 class RecordingWebhookAdapter(AsyncWebhookAdapter):
@@ -458,22 +461,30 @@ def interaction_payload(
     return payload
 
 
+def option_type(value: object) -> int:
+    if isinstance(value, bool):
+        return 5
+    return 4 if isinstance(value, int) else 3
+
+
 def slash_payload(
     command: str,
     subcommand: str | None = None,
     options: Mapping[str, Any] | None = None,
     *,
     member: dict[str, Any] | None = None,
+    guild_id: int | None = GUILD_ID,
 ) -> dict[str, Any]:
-    """A global slash command; string options only (type 3), nested under a subcommand if given.
+    """A global slash command with options nested under a subcommand if given.
 
-    A global command's ``data`` must not carry a ``guild_id``, or the tree looks in guild commands.
+    The option type follows the Python value: str 3, int 4, bool 5. A global command's ``data``
+    must not carry a ``guild_id``, or the tree looks in guild commands.
     """
-    opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+    opts = [{"name": k, "type": option_type(v), "value": v} for k, v in (options or {}).items()]
     if subcommand is not None:
         opts = [{"name": subcommand, "type": 1, "options": opts}]
     data = {"id": "7000", "name": command, "type": 1, "options": opts}
-    return interaction_payload(2, data, member=member)
+    return interaction_payload(2, data, member=member, guild_id=guild_id)
 
 
 def autocomplete_payload(

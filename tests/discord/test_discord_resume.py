@@ -23,7 +23,7 @@ from harness import (
 )
 
 from integrator.errors import InvalidInput
-from teleclaude.adapters.discord_adapter import DiscordAdapter
+from teleclaude.adapters.discord_adapter import DiscordAdapter, DiscordUser, actor
 
 CALLBACK = "POST /interactions/{webhook_id}/{webhook_token}/callback"
 FOLLOWUP = "POST /webhooks/{webhook_id}/{webhook_token}"
@@ -36,11 +36,13 @@ class ResumeRecorder:
         self, reply: str = "Re-queued feat-a: main moved since the block.", error: Exception | None = None
     ):
         self.calls: list[tuple[str, int, tuple[str, ...]]] = []
+        self.actors: list[str] = []
         self.reply = reply
         self.error = error
 
-    async def __call__(self, slug: str, user_id: int, roles: Sequence[str]) -> str:
-        self.calls.append((slug, user_id, tuple(roles)))
+    async def __call__(self, slug: str, user: DiscordUser, roles: Sequence[str]) -> str:
+        self.calls.append((slug, user.id, tuple(roles)))
+        self.actors.append(actor(user))
         if self.error is not None:
             raise self.error
         return self.reply
@@ -59,6 +61,7 @@ async def test_admin_click_calls_the_handler_and_replies_ephemerally(make: MakeH
     h, message = await _blocked_message(make, handler)
     await h.dispatch_interaction(button_click_payload("resume:feat-a", message, member=ADMIN))
     assert handler.calls == [("feat-a", USER_ID, ("@everyone", "integrator-admin"))]
+    assert handler.actors == [f"discord:alice#{USER_ID}"], "the core records who resumed"
     defer, followup = h.requests()
     assert (defer.key, defer.json) == (CALLBACK, {"type": 5, "data": {"flags": 64}})
     assert followup.key == FOLLOWUP and followup.path.startswith(f"/webhooks/{APP_ID}/itok")
