@@ -295,16 +295,21 @@ async def git_reasons(
     if tip == cand.sha:
         return []
     containing = await git.refs_containing(repo, cand.sha, f"refs/remotes/{remote}/", timeout=timeout)
-    if not containing:
+    # None: the object was never fetched, so it was never pushed. []: it was fetched once and no
+    # branch holds it any more; with the branch still there, that is a rewrite (force-push) of the
+    # branch, and the new tip is what the worker wants landed, not the old sha pushed back.
+    rewritten = containing == [] and tip is not None
+    if not containing and not rewritten:
         return [Reason("not_reachable", f"{cand.sha[:10]} is not reachable from any branch on {remote}")]
     if tip is None:
         return [Reason("branch_missing", f"branch {cand.branch} does not exist on {remote}")]
-    if policy == "ancestor" and f"refs/remotes/{remote}/{cand.branch}" in containing:
+    if policy == "ancestor" and f"refs/remotes/{remote}/{cand.branch}" in (containing or []):
         return []
+    how = f" (force-pushed: {cand.sha[:10]} is no longer on {remote})" if rewritten else ""
     return [
         Reason(
             "branch_moved",
-            f"{remote}/{cand.branch} is at {tip[:10]}, not {cand.sha[:10]}: the branch moved; "
+            f"{remote}/{cand.branch} is at {tip[:10]}, not {cand.sha[:10]}: the branch moved{how}; "
             "waiting for a finalize_ready of the new tip",
         )
     ]

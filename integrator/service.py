@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import git, journal, outbox, queue, readiness, settings, shadow
+from integrator import journal, outbox, queue, readiness, settings, shadow
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused
@@ -221,14 +221,17 @@ class Integrator:
         reason = item.block_reason or ""
         if reason in ("push_rejected", "git_error"):
             return [f"{reason} comes from the remote or the machine; resumed on the operator's word"]
-        if reason == "branch_moved":
-            tip = view.tips.get(item.branch)
-            return [f"{cfg.remote}/{item.branch} is back at {item.sha[:10]}"] if tip == item.sha else []
-        if reason == "not_reachable":
-            found = await git.refs_containing(
-                cfg.repo, item.sha, f"refs/remotes/{cfg.remote}/", timeout=cfg.git_timeout_s
+        if reason in ("branch_moved", "not_reachable"):
+            # Changed means readiness condition 4 holds again (branch policy included): the sha merely
+            # being somewhere on the remote would only block it again at dequeue.
+            cand = await self.store.read(lambda c: readiness.get(c, item.candidate_id))
+            assert cand is not None
+            still = await readiness.git_reasons(
+                cfg.repo, view, cfg.remote, cand, policy=cfg.branch_policy, timeout=cfg.git_timeout_s
             )
-            return [f"{item.sha[:10]} is now on {cfg.remote}"] if found else []
+            if still and still[0].code != "on_main":
+                return []
+            return [f"{cfg.remote}/{item.branch} holds {item.sha[:10]} again"]
         changed = []
         if item.block_config != cfg.fingerprint():
             changed.append("the verify command or merge configuration changed")
@@ -260,7 +263,10 @@ def _unchanged_message(item: queue.Item, view: readiness.GitView) -> str:
             f"not {item.sha[:10]}. Emit finalize_ready for the new tip instead."
         )
     if reason == "not_reachable":
-        return f"{item.slug} stays blocked (not_reachable): {item.sha[:10]} is still not on the remote. Push it first."
+        return (
+            f"{item.slug} stays blocked (not_reachable): {item.branch} on the remote does not hold {item.sha[:10]}. "
+            f"Push it first: git push origin {item.sha}:refs/heads/{item.branch}"
+        )
     return (
         f"{item.slug} stays blocked ({reason}): main is still {str(item.block_main)[:10]} and the configuration "
         "is unchanged, so it would block again. Push a fix and emit finalize_ready instead."
@@ -303,6 +309,8 @@ def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "reason_code": item.block_reason,
                 "blocked_on_main": item.block_main,
                 "conflicted_paths": evidence.get("conflicted_paths", []),
+                # The summary the event carries; the untrimmed *_full texts stay in the store.
+                "evidence": {k: v for k, v in evidence.items() if not k.endswith("_full")},
             "hunks": evidence.get("hunks", {}),
                 "next_action": ev["next_action"] if ev else None,
                 "blocked_at": ev["updated_at"] if ev else None,
