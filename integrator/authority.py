@@ -118,7 +118,11 @@ def check_bare(path: Path | str) -> Path:
     )
     lines = result.stdout.splitlines()
     if not result.ok or len(lines) != 2:
-        raise InvalidInput(f"remote: {resolved} is not a git repository (expected a bare repository)")
+        why = _reason(result.stderr)
+        raise InvalidInput(
+            f"remote: {resolved} is not a git repository (expected a bare repository)"
+            + (f": {why}" if why else "")
+        )
     if lines[0] != "true":
         raise InvalidInput(
             f"remote: {resolved} is not a bare repository; install the hooks into the bare remote that "
@@ -676,8 +680,6 @@ def ingest_spool(cfg: Config, bare: Path | str) -> IngestReport:
         for path in done:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    for reason in skipped:
-        log.warning("spool line skipped: %s", reason)
     return IngestReport(files=len(done), events=len(events), stored=stored, skipped=skipped)
 
 
@@ -1191,8 +1193,24 @@ def _restore_main(v: _Verify, heads: dict[str, str]) -> None:
         return
     result = v.integrator_push(f"{v.main_before}:{v.main_ref}", f"{v.main_ref}:{current or ''}")
     after = v.remote_heads().get(v.main_ref)
+    if after != v.main_before and v.transport.bare is not None:
+        # The credentialed push was refused (hooks missing, receive.denyNonFastForwards, ...); the
+        # bare repository is at hand, so put main back directly, still compare-and-swap.
+        v.run(
+            [
+                "update-ref",
+                "-m",
+                "integrator verify: restore main",
+                v.main_ref,
+                v.main_before,
+                after or ZERO_SHA,
+            ],
+            cwd=v.transport.bare,
+            check=False,
+        )
+        after = v.remote_heads().get(v.main_ref)
     if after != v.main_before:
-        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no message"
+        last = _reason(result.stderr) or "no message"
         raise IntegratorError(
             f"verify could not put {v.main_ref} back to {v.main_before} "
             f"(it is at {after or 'nothing'}): {last}. Restore it with the integrator's credential"
@@ -1212,6 +1230,16 @@ def _integrator_row(v: _Verify) -> VerifyRow:
         actual == "allowed",
         detail or "force-with-lease, credential passed through the environment, never argv",
     )
+
+
+def _run_probes(v: _Verify, *, can_restore: bool) -> list[VerifyRow]:
+    probes = _probe_list(v)
+    if can_restore:
+        return [_run_probe(v, probe) for probe in probes]
+    # Without a working credentialed push (and no bare repository at hand) a probe that got through
+    # could not be undone: report instead of risking main.
+    why = "not run: the integrator's own push failed, so main could not be put back after a probe"
+    return [VerifyRow(probe.name, probe.expect, "not run", False, why) for probe in probes]
 
 
 def _prepare_scratch(v: _Verify) -> None:
@@ -1282,7 +1310,7 @@ def verify(cfg: Config, remote: str, *, mode: str | None = None, clock: Clock = 
         rows: list[VerifyRow] = []
         try:
             rows.append(_integrator_row(v))
-            rows.extend(_run_probe(v, probe) for probe in _probe_list(v))
+            rows.extend(_run_probes(v, can_restore=rows[0].ok or transport.bare is not None))
         finally:
             _cleanup(v)
     report = VerifyReport(transport, chosen, source, v.main_before, tuple(rows), clock())

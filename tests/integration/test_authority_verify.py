@@ -193,3 +193,31 @@ def test_the_credential_never_leaks(tmp_path: Path) -> None:
         if path.exists():
             assert secret.encode() not in path.read_bytes(), path
     assert secret not in (s.bare / "hooks" / "pre-receive").read_text()
+
+
+def test_a_remote_without_hooks_fails_and_main_is_put_back_in_place(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover", install=False)
+    authority.ensure_credential(s.cfg)
+    heads_before = _heads(s)
+
+    status, report, output = _verify_json(s, str(s.bare))
+
+    assert status == 1, output
+    rows = _rows(report)
+    assert rows["integrator's push (credential as push option)"]["ok"] is False
+    assert rows["--no-verify"]["actual"] in ("allowed", "refused") and rows["--no-verify"]["ok"] is False
+    assert _heads(s) == heads_before  # restored with update-ref, compare-and-swap, in the bare repository
+
+
+def test_an_unreachable_bare_and_a_failing_integrator_push_mean_no_probes(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, mode="cutover", install=False)
+    authority.ensure_credential(s.cfg)
+    heads_before = _heads(s)
+    with remote_serve.serving(s.bare) as daemon:
+        status, report, output = _verify_json(s, daemon.url)
+
+    assert status == 1, output
+    rows = _rows(report)
+    assert rows["plain push of main"]["actual"] == "not run"
+    assert rows["server-side symbolic ref to main"]["actual"] in ("not run", "skipped")
+    assert _heads(s) == heads_before
