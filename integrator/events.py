@@ -219,8 +219,12 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+# Who pushed is incidental: the hook and a worker may both report the same push with different names.
+INCIDENTAL_FIELDS = TIME_FIELDS | {"pusher"}
+
+
 def content_of(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k not in TIME_FIELDS}
+    return {k: v for k, v in payload.items() if k not in INCIDENTAL_FIELDS}
 
 
 def idempotency_key(event_type: str, payload: _Payload) -> str:

@@ -337,15 +337,17 @@ async def push_main(
     expected_old: str,
     *,
     timeout: float,
-    push_options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> PushResult:
-    """Compare-and-swap push of ``new_sha`` to main: it lands only if main is still ``expected_old``."""
+    """Compare-and-swap push of ``new_sha`` to main: it lands only if main is still ``expected_old``.
+
+    Push options (the integrator's credential) travel in ``env`` as ``push.pushOption`` config, never
+    on the command line where other users could read them.
+    """
     ref = f"refs/heads/{main_branch}"
     args = ["push", "--porcelain", "--atomic", f"--force-with-lease={ref}:{expected_old}"]
-    for option in push_options:
-        args += ["--push-option", option]
     args += ["--", remote, f"{new_sha}:{ref}"]
-    res = await run(args, cwd=repo, timeout=timeout, check=False)
+    res = await run(args, cwd=repo, timeout=timeout, check=False, env=env)
     if res.ok:
         return PushResult(True, False, res.stderr)
     text = res.stdout + res.stderr

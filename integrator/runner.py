@@ -16,11 +16,12 @@ import socket
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
-from integrator import cutover, readiness, settings
+from integrator import authority, cutover, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
-from integrator.errors import GitError, LeaseLost
+from integrator.errors import GitError, IntegratorError, LeaseLost
 from integrator.events import iso, utcnow
 from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
@@ -170,6 +171,7 @@ class Runner:
         Returns True when it changed something, so the loop goes on without waiting.
         """
         cfg = self.cfg
+        await self._ingest_spool()
         try:
             view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
             await readiness.check_cycle(
@@ -208,6 +210,17 @@ class Runner:
         if self.faults_in_a_row:
             await self.store.write(settings.clear_fault_streak)
         self._reset_backoff()
+
+    async def _ingest_spool(self) -> None:
+        """Safety net for the post-receive hook: store any branch_pushed it spooled but did not ingest."""
+        bare = authority.read_record(self.cfg).get("bare")
+        if not bare or not any(authority.RemotePaths(Path(bare)).spool.glob("*.push")):
+            return
+        try:
+            # ingest_spool runs its own event loop and store connection: keep it off ours.
+            await asyncio.to_thread(authority.ingest_spool, self.cfg, bare)
+        except IntegratorError as err:
+            log.warning("event=spool_ingest_failed error=%s", err)
 
     async def _fault(self, err: Exception) -> None:
         now = iso(self.clock())

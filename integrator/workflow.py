@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from integrator import blocked, checkpoint, followup, git, outbox, queue, readiness, safety, settings
+from integrator import authority, blocked, checkpoint, followup, git, outbox, queue, readiness, safety, settings
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
 from integrator.events import iso, make_event
@@ -171,7 +171,7 @@ class Workflow:
                     merge_sha,
                     main_before,
                     timeout=t,
-                    push_options=self._push_options(),
+                    env=authority.credential_push_env(cfg) if self._secrets() else None,
                 )
                 if pushed.ok:
                     await self._checkpoint(
@@ -266,9 +266,6 @@ class Workflow:
         path = self.cfg.credential_file
         secret = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
         return [secret] if secret else []
-
-    def _push_options(self) -> list[str]:
-        return [f"integrator-token={secret}" for secret in self._secrets()]
 
     def _holder(self) -> str:
         return f"teleclaude-integrator@{os.uname().nodename}"
