@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,10 @@ async def integrated_under(integ: Integrator) -> list[tuple[str, int]]:
         return [(r["slug"], r["fencing"]) for r in found]
 
     return await integ.store.read(query)
+
+
+async def count_integrated(integ: Integrator, n: int) -> bool:
+    return len(await integrated_under(integ)) >= n
 
 
 async def fencing_of(integ: Integrator, holder: str) -> int | None:
@@ -124,8 +129,10 @@ async def test_a_second_bot_stands_by_until_the_first_releases_the_lease(
         await async_wait_for(lambda: "event=standby holder=bot-two" in caplog.text, timeout=20)
 
         await make_ready(sandbox, integ, "feat-a")
-        await async_wait_for(lambda: merges(sandbox) == 1, timeout=20)
+        # The store records the outcome after the push: wait on the record, not on main.
+        await async_wait_for(lambda: count_integrated(integ, 1), timeout=20)
         assert await integrated_under(integ) == [("feat-a", first_fence)]
+        assert merges(sandbox) == 1
         assert await lease_holder(integ) == "bot-one", "the second bot never took over meanwhile"
 
         stop_first.set()
@@ -133,8 +140,9 @@ async def test_a_second_bot_stands_by_until_the_first_releases_the_lease(
         second_fence = await async_wait_for(lambda: fencing_of(integ, "bot-two"), timeout=20)
         assert second_fence > first_fence
         await make_ready(sandbox, integ, "feat-b")
-        await async_wait_for(lambda: merges(sandbox) == 2, timeout=20)
+        await async_wait_for(lambda: count_integrated(integ, 2), timeout=20)
         assert await integrated_under(integ) == [("feat-a", first_fence), ("feat-b", second_fence)]
+        assert merges(sandbox) == 2
     finally:
         stop_first.set()
         stop_second.set()
@@ -185,3 +193,21 @@ async def test_unreachable_discord_does_not_stop_the_integrator_and_notification
         await asyncio.wait_for(task, 30)
     assert len(recorder.requests(POST)) == 2, "each notification exactly once"
     assert "fake-token" not in caplog.text
+
+
+async def test_a_bot_starting_while_another_process_creates_the_database_waits_for_it(config: Config) -> None:
+    # Two bots started together race to create the fresh database; the loser met a write lock and
+    # SQLite refused its switch to WAL at once ("database is locked") instead of waiting.
+    other = sqlite3.connect(config.db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.3, other.rollback)
+    runtime = BotRuntime(config, token=None, holder="late", console=io.StringIO())
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await async_wait_for(lambda: runtime.started.is_set() or task.done(), timeout=20)
+        assert not task.done(), task.exception()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        other.close()

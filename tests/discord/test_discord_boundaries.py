@@ -38,3 +38,22 @@ def test_adapter_modules_load_without_importing_discord() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_headless_bot_never_imports_discord() -> None:
+    # Without a token the bot is the integrator plus console lines: no reason to pay for discord.py.
+    code = (
+        "import sys, bot.__main__, bot.runtime, bot.notify, bot.supervise, bot.config; "
+        "print(sorted(m for m in sys.modules if m == 'discord' or m.startswith('discord.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_bot_modules_import_only_downward() -> None:
+    # bot -> teleclaude.adapters -> integrator: nothing below the composition root imports it.
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(n for n in _imports(p) if n.split(".")[0] == "bot")
+        for p in (ROOT / "teleclaude").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
