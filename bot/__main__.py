@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from bot.config import BotOptions, parse_args
 from bot.runtime import BotRuntime
 from integrator.config import Config, load_config
-from integrator.errors import ConfigError
+from integrator.errors import IntegratorError
 
 
 async def serve(cfg: Config, options: BotOptions) -> None:
@@ -37,10 +37,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         cfg = load_config(options.config_path)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        asyncio.run(serve(cfg, options))
+    except IntegratorError as err:  # a bad config, an unusable database: one line, the core's status
+        print(f"error: {err.message}", file=sys.stderr)
         sys.exit(err.exit_status)
-    asyncio.run(serve(cfg, options))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ produced are flushed; then Discord is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
@@ -102,7 +101,14 @@ class BotRuntime:
                     )
                 )
             if self.token is not None:
-                tasks.append(asyncio.create_task(self._discord(integ, after), name="discord"))
+                tasks.append(
+                    asyncio.create_task(
+                        supervise(
+                            "discord", lambda: self._discord(integ, after), after, self.connect_backoff
+                        ),
+                        name="discord",
+                    )
+                )
             log.info(
                 "event=bot_started discord=%s channel=%s holder=%s",
                 "yes" if self.token else "no (headless)",
@@ -114,17 +120,13 @@ class BotRuntime:
                 await stop.wait()
                 await tasks[0]
                 after.set()
-                _, late = (
-                    await asyncio.wait(tasks[1:], timeout=FLUSH_TIMEOUT_S) if tasks[1:] else (set(), set())
-                )
-                for task in late:
-                    task.cancel()
+                if tasks[1:]:
+                    await asyncio.wait(tasks[1:], timeout=FLUSH_TIMEOUT_S)
             finally:
+                # Whatever has not flushed by now stays in the outbox for the next start.
                 for task in tasks:
                     task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await asyncio.gather(*tasks, return_exceptions=True)
         log.info("event=bot_stopped")
 
     async def _integrate(self, integ: Integrator, stop: asyncio.Event) -> None:

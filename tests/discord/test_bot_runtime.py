@@ -107,11 +107,19 @@ async def test_headless_bot_drains_prints_and_exits_0_on_sigterm(
     assert "Traceback" not in read(err)
 
 
-def test_a_config_error_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+def test_a_config_or_database_error_is_one_line_and_exit_status_2(tmp_path: Path, sandbox: Sandbox) -> None:
     missing = tmp_path / "nope.toml"
     result = subprocess.run([BOT, "--config", str(missing)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: no configuration at {missing}")
+
+    cfg = make_config(tmp_path, sandbox, db=str(tmp_path))  # a directory where the database should be
+    result = subprocess.run(
+        [BOT, "--config", str(cfg.config_path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: database {tmp_path} is a directory, not a file"
+    assert "Traceback" not in result.stderr
 
 
 async def test_a_second_bot_stands_by_until_the_first_releases_the_lease(
