@@ -17,7 +17,7 @@ from discord import app_commands
 from integrator import cutover
 from integrator.service import Integrator
 from teleclaude.adapters import discord_replies as replies
-from teleclaude.adapters.discord_adapter import DiscordAdapter, MessageSpec, actor
+from teleclaude.adapters.discord_adapter import DiscordAdapter, MessageSpec, actor, role_names
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,6 @@ class NotAdmin(app_commands.CheckFailure):
         super().__init__(f"{command} needs the {role} role")
         self.role = role
         self.command = command
-
-
-def role_names(user: discord.abc.User) -> tuple[str, ...] | None:
-    """The member's role names; None outside a guild (a DM has no roles)."""
-    roles = getattr(user, "roles", None)
-    return None if roles is None else tuple(r.name for r in roles)
 
 
 class IntegrateGroup(app_commands.Group):

@@ -57,6 +57,7 @@ __all__ = [
     "agent_key",
     "launch_label",
     "render",
+    "role_names",
 ]
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def launch_label(name: str) -> str:
     return clip(" ".join(name.split()), LABEL_MAX) or "agent"
 
 
-def _role_names(user: object) -> tuple[str, ...] | None:
+def role_names(user: object) -> tuple[str, ...] | None:
     """Role names of a guild member; None for a user outside a guild (a DM has no roles)."""
     roles = getattr(user, "roles", None)
     if roles is None:
@@ -317,7 +318,7 @@ class DiscordAdapter:
         )
 
     async def on_resume_click(self, interaction: discord.Interaction[Any], slug: str) -> None:
-        roles = _role_names(interaction.user)
+        roles = role_names(interaction.user)
         if roles is None or self.admin_role not in roles:
             await self._reply(
                 interaction,
@@ -358,7 +359,7 @@ class DiscordAdapter:
                 interaction, f"Sorry, **{escape(launch_label(agent.name))}** is disabled right now."
             )
             return
-        roles = _role_names(interaction.user)
+        roles = role_names(interaction.user)
         if self.launch_role and (roles is None or self.launch_role not in roles):
             await self._reply(
                 interaction,
