@@ -171,10 +171,11 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"database {path} is a directory, not a file")
     if not path.exists() or path.stat().st_size == 0:
         return
-    with path.open("rb") as fh:
-        header = fh.read(len(SQLITE_MAGIC))
-    if header != SQLITE_MAGIC:
-        raise StoreError(f"database {path} is not an SQLite database (bad header); left untouched")
+    # The header is read through SQLite, never with open(): closing any descriptor of the file drops
+    # every POSIX lock this process holds on it, those of a connection already open here included
+    # (the runner's, while its spool ingestion opens a second store). Another process closing its
+    # connection then sees no one else and deletes the live WAL under the open connection, whose
+    # later commits nobody else sees.
     # Even a read-only open creates -wal/-shm beside a WAL database. With no -wal file there is no
     # open connection (WAL mode keeps one while any is open), so the file alone is the whole truth
     # and can be read as immutable, creating nothing beside it.
@@ -188,6 +189,10 @@ def _check_file(path: Path) -> None:
         finally:
             ro.close()
     except sqlite3.DatabaseError as err:
+        if err.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise StoreError(
+                f"database {path} is not an SQLite database (bad header); left untouched"
+            ) from None
         raise StoreError(f"database {path} is corrupt ({err}); left untouched") from None
     if verdict != "ok":
         raise StoreError(f"database {path} is corrupt ({verdict}); left untouched")
