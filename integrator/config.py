@@ -31,6 +31,9 @@ class GateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_decided: int = Field(default=20, ge=0)
     min_agreement: float = Field(default=0.95, ge=0.0, le=1.0)
+    # "No integrator errors in the window": the window is this long, ending now (and never starts
+    # before the first prediction). A day of clean running before cutover, and again after a rollback.
+    error_window_s: float = Field(default=86400.0, gt=0)
 
 
 class RollbackConfig(BaseModel):

@@ -177,7 +177,11 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
         and r["cand_status"] in ("ready", "waiting")
         and r["predicted_at"] < stall_cutoff
     ]
-    window_start = found[0]["predicted_at"] if found else None
+    # Errors count over the gate's error window, ending now: they say whether the integrator is
+    # healthy. Counted from the first prediction on, the faults a rollback was about (or one network
+    # blip months ago) held every later gate forever, with nothing an operator could do about it.
+    error_cutoff = iso(now - timedelta(seconds=cfg.gate.error_window_s))
+    window_start = max(found[0]["predicted_at"], error_cutoff) if found else None
     errors = settings.faults_since(conn, window_start) if window_start else []
     agreement = len(agreements) / len(decided) if decided else 0.0
     gate = cfg.gate
@@ -201,6 +205,7 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
         "undecided": len(found) - len(decided),
         "stuck": stuck,
         "errors": errors,
+        "errors_since": window_start,
         "gate": {
             "verdict": "pass" if not reasons else "fail",
             "reasons": reasons,

@@ -100,15 +100,13 @@ def legacy_push_to_main(sandbox: Sandbox, name: str) -> subprocess.CompletedProc
     )
 
 
-def in_cutover_with_a_queued_candidate(tmp_path: Path, **rollback: Any) -> tuple[Sandbox, Config, Feature]:
+def in_cutover_with_a_queued_candidate(
+    tmp_path: Path, *, stall_limit_s: float = 3600.0, gate: dict[str, Any] | None = None, **rollback: Any
+) -> tuple[Sandbox, Config, Feature]:
     """Cutover with the hooks enforcing it, one candidate queued, and the integrator cut off from its remote."""
     sandbox = Sandbox.create(tmp_path / "sb")
     cfg = make_config(
-        tmp_path,
-        sandbox,
-        mode="cutover",
-        rollback=rollback,
-        stall_limit_s=rollback.pop("stall_limit_s", 3600.0),
+        tmp_path, sandbox, mode="cutover", rollback=rollback, stall_limit_s=stall_limit_s, gate=gate or {}
     )
     result = cli(cfg, "hooks", "install", "--remote", str(sandbox.remote))
     assert result.returncode == 0, result.stderr
@@ -217,6 +215,66 @@ def test_disabled_rollback_keeps_cutover_through_the_same_faults(tmp_path: Path)
         assert proc.poll() is None
     assert setting(cfg, "mode") is None and status(cfg)["mode"] == "cutover"
     assert remote_mode(sandbox) == "cutover" and outbox(cfg, "mode_changed") == []
+
+
+def test_cutover_again_after_an_automatic_rollback_once_shadow_runs_clean(tmp_path: Path) -> None:
+    """The whole round: shadow, cutover, an outage rolls back, shadow again, cutover again.
+
+    The faults that caused the rollback hold the gate for the error window, not forever (the parity
+    evidence from before the cutover still counts).
+    """
+    sandbox = Sandbox.create(tmp_path / "sb")
+    cfg = make_config(
+        tmp_path,
+        sandbox,
+        mode="shadow",
+        gate={"min_decided": 1, "error_window_s": 3.0},
+        rollback={"infra_failure_limit": 2},
+    )
+    assert cli(cfg, "hooks", "install", "--remote", str(sandbox.remote)).returncode == 0
+
+    def shadow_then_legacy_merge(feature: Feature) -> None:
+        emit_ready(cfg, feature)
+        assert cli(cfg, "run", "--once").returncode == 0  # shadow: predicts
+        legacy = sandbox.worker("legacy")
+        legacy.start("main")
+        subprocess.run(
+            ["git", "merge", "--quiet", "--no-ff", "--no-edit", f"origin/{feature.branch}"],
+            cwd=legacy.path,
+            check=True,
+        )
+        legacy.push("main")
+        assert cli(cfg, "run", "--once").returncode == 0  # shadow: sees it land
+
+    shadow_then_legacy_merge(push_feature(sandbox, "before", {"before.txt": "b\n"}))
+    assert cli(cfg, "authority", "verify", "--remote", str(sandbox.remote)).returncode == 0
+    assert cli(cfg, "cutover").returncode == 0
+
+    stalled = push_feature(sandbox, "stalled", {"stalled.txt": "s\n"})
+    emit_ready(cfg, stalled)
+    url = ["git", "remote", "set-url", "origin"]
+    subprocess.run([*url, str(tmp_path / "unreachable.git")], cwd=sandbox.integrator_repo, check=True)
+    with running(cfg) as proc:
+        wait_for(lambda: rolled_back(cfg, proc), timeout=20)
+    subprocess.run([*url, str(sandbox.remote)], cwd=sandbox.integrator_repo, check=True)
+    held = cli(cfg, "cutover")
+    assert held.returncode == 1 and "integrator error(s) in the window" in held.stderr, held.stderr
+    shadow_then_legacy_merge(push_feature(sandbox, "after", {"after.txt": "a\n"}))
+
+    def report() -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(cli(cfg, "shadow-report", "--json").stdout)
+        return data
+
+    # A clean error window later, the gate opens again.
+    wait_for(lambda: report()["errors"] == [], timeout=20)
+    parity = report()
+    assert (parity["decided"], parity["agreements"], parity["gate"]["verdict"]) == (2, 2, "pass"), parity
+    result = cli(cfg, "cutover", "--reason", "the remote is back")
+    assert result.returncode == 0, result.stderr
+    shown = status(cfg)
+    assert (shown["mode"], shown["mode_reason"]) == ("cutover", "the remote is back")
+    assert remote_mode(sandbox) == "cutover"
+    assert faults(cfg) >= 2, "the faults stay on record; they no longer hold the gate"
 
 
 async def test_a_second_store_in_one_process_keeps_its_writes_visible_to_other_processes(
