@@ -261,6 +261,8 @@ def evaluate(conn: sqlite3.Connection, cand: Candidate, *, remote: str, now: str
     reasons = db_reasons(conn, cand, remote=remote)
     if not reasons:
         reasons = [Reason("git_pending", f"waiting for the git check (fetch of {remote})")]
+    if cand.status == "waiting" and list(cand.reasons) == reasons:
+        return reasons  # unchanged: rewriting the row would only add pages to this event's commit
     _set(conn, cand.id, status="waiting", reasons=reasons, now=now)
     return reasons
 

@@ -90,7 +90,7 @@ class Integrator:
                 report.check_error = str(err)
         slugs = {e.payload.model_dump().get("slug") for e in events} - {None}
         branches = {e.payload.model_dump().get("branch") for e in events} - {None}
-        report.candidates = await self.store.read(lambda c: _candidates_for(c, slugs, branches))
+        report.candidates = await self.store.read(lambda c: _candidates_for(c, slugs, branches, since=now))
         return report
 
     async def check(self) -> readiness.GitView | None:
@@ -320,14 +320,44 @@ def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def _candidates_for(conn: sqlite3.Connection, slugs: set[Any], branches: set[Any]) -> list[dict[str, Any]]:
+def _candidates_for(
+    conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
+) -> list[dict[str, Any]]:
+    """What an emit touched: the live candidates of its slugs and branches, then those it finished.
+
+    Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
+    grow with the number of candidates in the database.
+    """
+    lookups = [
+        (
+            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
+            values,
+        )
+        for column, values in (("slug", slugs), ("branch", branches))
+        if values
+    ]
+    if not lookups:
+        return []
+    found = rows(
+        conn, " UNION ".join(sql for sql, _ in lookups), tuple(v for _, values in lookups for v in values)
+    )
+    live = sorted(
+        (r for r in found if r["status"] in ("waiting", "ready", "blocked")),
+        key=lambda r: (r["ready_at"], r["id"]),
+    )
+    done = sorted(
+        (r for r in found if r["status"] in ("integrated", "superseded") and r["updated_at"] >= since),
+        key=lambda r: (r["updated_at"], -r["id"]),
+        reverse=True,
+    )
     out = []
-    for cand in readiness.listing(conn, limit=10_000):
-        if cand.slug in slugs or cand.branch in branches:
-            entry = cand.as_dict()
-            item = queue.get_by_candidate(conn, cand.id)
-            entry["position"] = queue.position(conn, item.id) if item else None
-            out.append(entry)
+    for row in [*live, *done]:
+        cand = readiness.get(conn, row["id"])
+        assert cand is not None
+        entry = cand.as_dict()
+        item = queue.get_by_candidate(conn, cand.id)
+        entry["position"] = queue.position(conn, item.id) if item else None
+        out.append(entry)
     return out
 
 

@@ -161,6 +161,13 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: candidates are looked up by slug or branch *and* status. With only a status index to pair
+    # with, SQLite chose it and walked every waiting candidate on each event.
+    """
+    DROP INDEX candidates_by_slug;
+    CREATE INDEX candidates_by_slug ON candidates(slug, status);
+    CREATE INDEX candidates_by_branch ON candidates(branch, status);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

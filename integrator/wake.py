@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import socket
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 
+@functools.lru_cache(maxsize=64)  # poked on every write: resolve() and hashing cost more than the send
 def socket_path(db_path: Path) -> Path:
     # Unix socket paths are limited to ~108 bytes, so derive a short name from the database path.
     digest = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]

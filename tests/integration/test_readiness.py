@@ -285,3 +285,45 @@ async def test_branch_pushed_on_another_remote_does_not_count(sandbox: Sandbox, 
     cand = await candidate(integ, "elsewhere")
     assert cand["reason_codes"] == ["no_push"]
     assert f"no branch_pushed for {feature.branch} at {feature.sha[:10]} on origin" in cand["reasons"][0]
+
+
+async def _history(integ: Integrator, slugs: range, rounds: int) -> None:
+    """Candidates for many slugs, each with superseded older rounds (no git needed: check=False)."""
+    batch = []
+    for r in range(rounds):
+        for n in slugs:
+            sha = f"{n:020x}{r:020x}"
+            events = readiness_events(f"hist-{n}", f"feature/hist-{n}", sha, round_=r + 1)
+            batch += _at(events, timedelta(seconds=r))
+    await integ.emit(batch, check=False)
+
+
+async def _vm_steps(integ: Integrator, events: list[Event]) -> int:
+    """SQLite virtual-machine steps an emit costs: a deterministic measure of the work it does."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    await integ.store.read(lambda c: c.set_progress_handler(count, 10))
+    try:
+        await integ.emit(events, check=False)
+    finally:
+        await integ.store.read(lambda c: c.set_progress_handler(None, 10))
+    return steps[0]
+
+
+async def test_an_emit_costs_the_same_with_a_long_history(integ: Integrator) -> None:
+    # Each event type for a new slug, measured on a small database and again after ten times the
+    # candidates and rounds of superseded history: the cost must stay flat, not follow the history.
+    def probe(tag: str) -> list[list[Event]]:
+        sha = "e" * 40
+        return [[e] for e in readiness_events(f"probe-{tag}", f"feature/probe-{tag}", sha)]
+
+    await _history(integ, range(30), rounds=2)
+    small = [await _vm_steps(integ, batch) for batch in probe("small")]
+    await _history(integ, range(30, 330), rounds=4)
+    large = [await _vm_steps(integ, batch) for batch in probe("large")]
+    for before, after in zip(small, large, strict=True):
+        assert after < before * 1.5 + 50, (small, large)

@@ -258,3 +258,34 @@ async def test_paths_with_uri_characters_work(tmp_path: Path) -> None:
     _newer_schema(directory / "i.db")
     with pytest.raises(StoreError, match="newer than this integrator"):
         await Store.open(directory / "i.db")
+
+
+async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    old = sqlite3.connect(path)
+    old.executescript(store_mod.MIGRATIONS[0])
+    old.execute(
+        "INSERT INTO candidates (slug, branch, sha, finalize_event_id, ready_at, received_at, status, updated_at)"
+        " VALUES ('s', 'b', ?, 'e', 't', 't', 'waiting', 't')",
+        (SHA,),
+    )
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    store = await Store.open(path)
+    try:
+        version, indexes, kept = await store.read(
+            lambda c: (
+                c.execute("PRAGMA user_version").fetchone()[0],
+                {
+                    name: [r[2] for r in c.execute(f"PRAGMA index_info({name})")]
+                    for name in ("candidates_by_slug", "candidates_by_branch")
+                },
+                c.execute("SELECT slug, sha FROM candidates").fetchall(),
+            )
+        )
+    finally:
+        await store.close()
+    assert version == SCHEMA_VERSION >= 2
+    assert indexes == {"candidates_by_slug": ["slug", "status"], "candidates_by_branch": ["branch", "status"]}
+    assert [tuple(r) for r in kept] == [("s", SHA)]
