@@ -194,20 +194,6 @@ def test_a_stalled_queue_rolls_back_automatically_with_one_stall_alarm(tmp_path:
     )
 
 
-def test_infrastructure_failures_in_a_row_roll_back_automatically(tmp_path: Path) -> None:
-    sandbox, cfg, _ = in_cutover_with_a_queued_candidate(tmp_path, infra_failure_limit=2)
-    with running(cfg) as proc:
-        record = wait_for(lambda: rolled_back(cfg, proc), timeout=20)
-    assert proc.returncode == 0, proc.stderr
-    assert (record["by"], record["automatic"]) == (AUTOMATIC_BY, True)
-    assert record["reason"] == "2 integrator infrastructure failures in a row"
-    assert faults(cfg) >= 2
-    assert remote_mode(sandbox) == "shadow"
-    assert [n["automatic"] for n in outbox(cfg, "mode_changed")] == [True]
-    assert outbox(cfg, "stall_alarm") == [], "the stall limit (an hour) was never reached"
-    assert legacy_push_to_main(sandbox, "after").returncode == 0
-
-
 def test_disabled_rollback_keeps_cutover_through_the_same_faults(tmp_path: Path) -> None:
     sandbox, cfg, _ = in_cutover_with_a_queued_candidate(tmp_path, enabled=False, infra_failure_limit=1)
     with running(cfg) as proc:
@@ -217,8 +203,8 @@ def test_disabled_rollback_keeps_cutover_through_the_same_faults(tmp_path: Path)
     assert remote_mode(sandbox) == "cutover" and outbox(cfg, "mode_changed") == []
 
 
-def test_cutover_again_after_an_automatic_rollback_once_shadow_runs_clean(tmp_path: Path) -> None:
-    """The whole round: shadow, cutover, an outage rolls back, shadow again, cutover again.
+def test_infrastructure_failures_roll_back_and_cutover_reopens_after_a_clean_window(tmp_path: Path) -> None:
+    """The whole round: shadow, cutover, an outage rolls back by itself, shadow again, cutover again.
 
     The faults that caused the rollback hold the gate for the error window, not forever (the parity
     evidence from before the cutover still counts).
@@ -255,7 +241,18 @@ def test_cutover_again_after_an_automatic_rollback_once_shadow_runs_clean(tmp_pa
     url = ["git", "remote", "set-url", "origin"]
     subprocess.run([*url, str(tmp_path / "unreachable.git")], cwd=sandbox.integrator_repo, check=True)
     with running(cfg) as proc:
-        wait_for(lambda: rolled_back(cfg, proc), timeout=20)
+        record = wait_for(lambda: rolled_back(cfg, proc), timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert (record["by"], record["automatic"]) == (AUTOMATIC_BY, True)
+    assert record["reason"] == "2 integrator infrastructure failures in a row"
+    assert remote_mode(sandbox) == "shadow"
+    assert [(n["mode"], n["automatic"]) for n in outbox(cfg, "mode_changed")] == [
+        ("cutover", False),
+        ("shadow", True),
+    ]
+    assert outbox(cfg, "stall_alarm") == [], "the stall limit (an hour) was never reached"
+    assert legacy_push_to_main(sandbox, "during-rollback").returncode == 0
+
     subprocess.run([*url, str(sandbox.remote)], cwd=sandbox.integrator_repo, check=True)
     held = cli(cfg, "cutover")
     assert held.returncode == 1 and "integrator error(s) in the window" in held.stderr, held.stderr

@@ -463,3 +463,24 @@ def test_repeated_blocks_and_restarts_keep_one_followup_and_the_roadmap_bytes(tm
     assert (state["status"], state["blocked_count"]) == ("resolved", 3)
     assert roadmap.read_text() == after_first
     assert len(sandbox.main_log()) == 3
+
+
+def test_superseded_candidates_never_get_a_followup(tmp_path: Path) -> None:
+    """The worker rewrites the branch and announces the new tip before the integrator gets to the old one."""
+    sandbox, cfg = setup(tmp_path)
+    feature = push_feature(sandbox, "redo", {"redo.txt": "first\n"})
+    emit_ready(cfg, feature.slug, feature.branch, feature.sha)
+    w = feature.worker
+    (w.path / "redo.txt").write_text("second\n")
+    git(w.path, "commit", "--quiet", "--amend", "--all", "--no-edit")
+    w.push(feature.branch, force=True)
+    emit_ready(cfg, feature.slug, feature.branch, w.head(), round_=2)
+
+    ok(cfg, "run", "--once")
+
+    assert sandbox.main_log("%P")[0].split()[1] == w.head()
+    statuses = {c["sha"]: c["status"] for c in as_json(cfg, "status")["candidates"]}
+    assert statuses == {feature.sha: "superseded", w.head(): "integrated"}
+    assert blocked_events(cfg) == [] and as_json(cfg, "blocked") == []
+    assert not cfg.todos_dir.exists(), "no follow-up folder and no roadmap for a superseded candidate"
+    assert db_rows(cfg, "SELECT 1 FROM followups") == []
