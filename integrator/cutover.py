@@ -9,6 +9,7 @@ there reverts the store so the two never disagree for longer than one request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,8 @@ from integrator.errors import Refused
 from integrator.events import iso
 from integrator.service import Integrator
 from integrator.store import one
+
+log = logging.getLogger(__name__)
 
 AUTOMATIC_BY = "integrator (automatic rollback)"
 
@@ -43,8 +46,15 @@ def hooks_problems(cfg: Config) -> list[str]:
 
 async def _sync_remote(cfg: Config, mode: str) -> None:
     bare = authority.read_record(cfg).get("bare")
-    if bare:
-        await asyncio.to_thread(authority.write_remote_mode, Path(bare), mode)
+    if not bare:
+        return
+    if not (Path(bare) / "HEAD").is_file():
+        # Never write a mode file into a directory that is no longer the remote: the switch would
+        # look done while the real remote kept enforcing the old mode.
+        raise Refused(
+            f"the recorded bare repository {bare} is gone; reinstall the hooks where the remote lives"
+        )
+    await asyncio.to_thread(authority.write_remote_mode, Path(bare), mode)
 
 
 async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
@@ -119,7 +129,10 @@ async def watchdog(integ: Integrator) -> str | None:
     nowiso = iso(now)
 
     def check(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None, int, bool]:
-        found = stall(conn, cfg, now)
+        mode = settings.mode(conn, cfg.mode)["mode"]
+        # In shadow the queue drains only when the legacy path lands candidates: not a stall of ours
+        # (the parity report lists those as stuck instead).
+        found = stall(conn, cfg, now) if mode == "cutover" else None
         alarmed = settings.get(conn, "stall_alarm_since")
         raised = False
         if found is None:
@@ -129,7 +142,6 @@ async def watchdog(integ: Integrator) -> str | None:
             settings.put(conn, "stall_alarm_since", found["since"])
             outbox.add(conn, "stall_alarm", {"slug": None, **found}, now=nowiso)
             raised = True
-        mode = settings.mode(conn, cfg.mode)["mode"]
         return mode, found, int(settings.get(conn, "fault_streak", 0)), raised
 
     # Notify only for a new alarm: the runner calls this every cycle, and a wake on every call
@@ -147,5 +159,9 @@ async def watchdog(integ: Integrator) -> str | None:
         reason = f"{streak} integrator infrastructure failures in a row"
     if reason is None:
         return None
-    await rollback(integ, by=AUTOMATIC_BY, reason=reason, automatic=True)
+    try:
+        await rollback(integ, by=AUTOMATIC_BY, reason=reason, automatic=True)
+    except Exception as err:  # the watchdog must never take the integrator down with it
+        log.error("event=automatic_rollback_failed reason=%r error=%s", reason, err)
+        return None
     return reason
