@@ -211,6 +211,10 @@ def _check_file(path: Path) -> None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
+    # Up to date (every open but the first): take no write lock, so a reader such as `status` never
+    # waits behind another process's write transaction.
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

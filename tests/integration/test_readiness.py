@@ -23,7 +23,8 @@ ORDER = ("review_approved", "branch_pushed", "finalize_ready")
 
 
 async def candidate(integ: Integrator, slug: str, sha: str | None = None) -> dict[str, Any]:
-    found = [c for c in (await integ.status())["candidates"] if c["slug"] == slug and sha in (None, c["sha"])]
+    listed: list[dict[str, Any]] = (await integ.status())["candidates"]
+    found = [c for c in listed if c["slug"] == slug and sha in (None, c["sha"])]
     assert len(found) == 1, found
     return found[0]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from pathlib import Path
@@ -289,3 +290,23 @@ async def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None
     assert version == SCHEMA_VERSION >= 2
     assert indexes == {"candidates_by_slug": ["slug", "status"], "candidates_by_branch": ["branch", "status"]}
     assert [tuple(r) for r in kept] == [("s", SHA)]
+
+
+async def test_opening_and_reading_never_wait_for_another_writer(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    await filled_database(path, events=3)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write transaction
+    writer.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')")
+    try:
+        # WAL lets readers run beside a writer: opening an up-to-date database must not take the
+        # write lock (it would wait out the busy timeout, 10 s, and fail).
+        store = await asyncio.wait_for(Store.open(path), timeout=5)
+        try:
+            seen = await asyncio.wait_for(store.read(lambda c: journal.recent(c, 10)), timeout=5)
+        finally:
+            await store.close()
+        assert len(seen) == 3
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
