@@ -185,8 +185,10 @@ def _check_file(path: Path) -> None:
     # later commits nobody else sees.
     # Even a read-only open creates -wal/-shm beside a WAL database. With no -wal file there is no
     # open connection (WAL mode keeps one while any is open), so the file alone is the whole truth
-    # and can be read as immutable, creating nothing beside it.
-    immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+    # and can be read as immutable, creating nothing beside it. A -journal (a rollback-mode file
+    # mid-write or after a crash) means the file alone is not the truth: read it normally.
+    sidecars = (Path(f"{path}-wal"), Path(f"{path}-journal"))
+    immutable = "" if any(p.exists() for p in sidecars) else "&immutable=1"
     try:
         ro = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
         try:
