@@ -106,6 +106,17 @@ class IntegratorBot(discord.Client):
         self.logged_in = True
         log.info("event=discord_logged_in user=%s channel=%s", self.user, channel_id)
 
+    async def on_ready(self) -> None:
+        await self._connection_back()
+
+    async def on_resumed(self) -> None:
+        await self._connection_back()
+
+    async def _connection_back(self) -> None:
+        """After an outage the head notification may sit in a long backoff: try it now instead."""
+        await self.integ.store.write(lambda c: outbox.retry_now(c, DISCORD_CONSUMER))
+        self.integ.store.notify()
+
     async def _sync_commands(self) -> None:
         guild_id = self.cfg.discord.guild_id
         if guild_id is None:

@@ -108,6 +108,11 @@ def fail(conn: sqlite3.Connection, consumer: str, error: str, *, now: float) -> 
     return now + delay
 
 
+def retry_now(conn: sqlite3.Connection, consumer: str) -> None:
+    """Forget the backoff of ``consumer``'s head: its channel is back (e.g. the gateway reconnected)."""
+    conn.execute("UPDATE outbox_cursors SET next_attempt_at = 0 WHERE consumer = ?", (consumer,))
+
+
 def backlog(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Per consumer: how many notifications wait and the last error (for status)."""
     out = []

@@ -191,3 +191,25 @@ async def test_a_restart_never_reposts_and_a_resend_after_a_crash_reuses_the_non
     await async_wait_for(lambda: drained(bot_env), timeout=5)
     await again.close()
     hang.set()
+
+
+async def test_a_reconnect_retries_a_long_backed_off_head_at_once(bot_env: BotEnv) -> None:
+    """After a long outage the head waits in a backoff of minutes; the gateway coming back ends the wait."""
+    accepted = track_accepted(bot_env)
+    far = utcnow().timestamp() + 3600
+
+    def long_backoff(conn: Any) -> None:
+        outbox.register(conn, "discord")
+        conn.execute(
+            "UPDATE outbox_cursors SET attempts = 9, next_attempt_at = ? WHERE consumer = 'discord'", (far,)
+        )
+
+    await bot_env.integ.store.write(long_backoff)
+    ids = await write(bot_env, [samples.ready(nid=0)])
+    now = utcnow().timestamp()
+    assert (
+        await bot_env.integ.store.write(lambda c: outbox.pending(c, "discord", now=now)) == []
+    )  # backing off
+    bot_env.client.dispatch("resumed")
+    await async_wait_for(lambda: len(accepted) == 1, timeout=5)
+    assert nonces(accepted) == [f"tc-ob-{ids[0]}"]
