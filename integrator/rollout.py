@@ -7,7 +7,6 @@ never an exception); :func:`validate` applies the rules to that data without tou
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from integrator import rollout_evidence
 from integrator.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ REQUIREMENTS_FILE: Final = "requirements.md"
 PLAN_FILE: Final = "implementation-plan.md"
 STATE_FILE: Final = "state.yaml"
 DEMO_FILE: Final = "demo.md"
-FOLLOWUP_SUFFIX: Final = "-integration-blocked"
+FOLLOWUP_SUFFIX: Final = rollout_evidence.FOLLOWUP_SUFFIX
 
 DOR_STATUSES: Final = ("pass", "fail")
 BUILD_STATES: Final = ("pending", "in_progress", "done")
@@ -938,62 +938,13 @@ EvidenceProbe = Callable[["Config"], "str | None"]
 """Reads one fact about a slice from the running system; ``None`` means nothing to show."""
 
 
-def _safety_evidence(cfg: Config) -> str | None:
-    from integrator.safety import check_preconditions
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        # asyncio.run cannot nest; inside the bot the runtime's own gate results are the evidence.
-        return None
-    found = asyncio.run(
-        check_preconditions(
-            cfg.repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=min(cfg.git_timeout_s, 10.0)
-        )
-    )
-    if not found:
-        return f"gate on {cfg.repo}: clean (as of the last fetch)"
-    return f"gate on {cfg.repo}: " + ", ".join(dict.fromkeys(v.code for v in found))
-
-
-def _events_evidence(cfg: Config) -> str | None:
-    if cfg.db.is_file():
-        return f"database {cfg.db}: present ({cfg.db.stat().st_size} bytes)"
-    return f"database {cfg.db}: absent (nothing emitted yet)"
-
-
-def _shadow_evidence(cfg: Config) -> str | None:
-    return f"configured mode: {cfg.mode}"
-
-
-def _cutover_evidence(cfg: Config) -> str | None:
-    authority = cfg.state_dir / "authority.json"
-    if authority.is_file():
-        return f"{authority}: present (hooks installed)"
-    return f"no {authority} (hooks not installed)"
-
-
-def _blocked_evidence(cfg: Config) -> str | None:
-    if not cfg.todos_dir.is_dir():
-        return None
-    followups = sorted(p.name for p in cfg.todos_dir.glob(f"*{FOLLOWUP_SUFFIX}") if p.is_dir())
-    if not followups:
-        return "no follow-up todos"
-    return f"{len(followups)} follow-up todo(s): {', '.join(followups)}"
-
-
-# The hook for live evidence: slug -> probes, each returning one fact or None. What needs the store
-# (current mode from settings, queue depth, parity figures, last outcomes) plugs in here, either by
-# adding to this table or by calling register_evidence() from a module the CLI imports. Probes are
-# synchronous because `rollout status` is; a store probe can open the SQLite file read-only.
+# The hook for live evidence: slug -> probes, each returning one fact or None. The defaults
+# (integrator/rollout_evidence.py) run the safety gate on the configured repository and read the store
+# read-only: events and candidates, mode and parity, the authority record, follow-ups and blocked items.
+# More plug in by adding to this table or by calling register_evidence() from a module the CLI
+# imports. Probes are synchronous because `rollout status` is.
 EVIDENCE_PROBES: dict[str, list[EvidenceProbe]] = {
-    "integration-safety-gates": [_safety_evidence],
-    "integration-events-model": [_events_evidence],
-    "integrator-shadow-mode": [_shadow_evidence],
-    "integrator-cutover": [_cutover_evidence],
-    "integration-blocked-flow": [_blocked_evidence],
+    slug: list(probes) for slug, probes in rollout_evidence.DEFAULT_PROBES.items()
 }
 
 
@@ -1002,9 +953,9 @@ def register_evidence(slug: str, probe: EvidenceProbe) -> None:
     EVIDENCE_PROBES.setdefault(slug, []).append(probe)
 
 
-def live_evidence(cfg: Config) -> dict[str, str]:
-    """What the running system shows for each slice, joined per slug. A failing probe shows its error."""
-    out: dict[str, str] = {}
+def live_facts(cfg: Config) -> dict[str, list[str]]:
+    """What the running system shows for each slice, one fact per probe. A failing probe shows its error."""
+    out: dict[str, list[str]] = {}
     for slug, probes in EVIDENCE_PROBES.items():
         facts: list[str] = []
         for probe in probes:
@@ -1016,5 +967,14 @@ def live_evidence(cfg: Config) -> dict[str, str]:
             if fact:
                 facts.append(fact)
         if facts:
-            out[slug] = "; ".join(facts)
+            out[slug] = facts
     return out
+
+
+def join_facts(facts: Mapping[str, list[str]]) -> dict[str, str]:
+    return {slug: "; ".join(found) for slug, found in facts.items()}
+
+
+def live_evidence(cfg: Config) -> dict[str, str]:
+    """:func:`live_facts` joined per slug: the ``evidence`` of each :class:`SliceStatus`."""
+    return join_facts(live_facts(cfg))

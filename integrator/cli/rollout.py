@@ -13,7 +13,8 @@ from integrator.rollout import (
     Rollout,
     SliceStatus,
     errors,
-    live_evidence,
+    join_facts,
+    live_facts,
     load_rollout,
     slice_statuses,
     validate,
@@ -108,8 +109,8 @@ def status_cmd(ctx: click.Context, todos: Path | None, root: Path | None, as_jso
     if rollout.roadmap is None:
         _print_problems(problems)
         ctx.exit(2)
-    evidence = live_evidence(cfg) if cfg is not None else {}
-    rows = slice_statuses(rollout, evidence)
+    facts = live_facts(cfg) if cfg is not None else {}
+    rows = slice_statuses(rollout, join_facts(facts))
     n_errors = len(errors(problems))
     if as_json:
         echo_json(
@@ -128,8 +129,9 @@ def status_cmd(ctx: click.Context, todos: Path | None, root: Path | None, as_jso
             f"{row.slug:<{width}}  {'yes' if row.delivered else 'no':<9}  {_gate(row):<18}  "
             f"{_cell(row.build):<11}  {_cell(row.review)}"
         )
-        if row.evidence:
-            click.echo(f"{'':<{width}}  evidence: {row.evidence}")
+        # One line per probe: a fact can hold "; " itself, so the joined text would not read.
+        for n, fact in enumerate(facts.get(row.slug, ())):
+            click.echo(f"{'':<{width}}  {'evidence:' if n == 0 else '':<9} {fact}")
     if cfg is None:
         click.echo("(no integrator.toml found: live evidence unavailable)")
     if problems:

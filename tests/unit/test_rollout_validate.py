@@ -205,9 +205,15 @@ def test_roadmap_after_the_real_followup_writer_still_passes(todos: Path) -> Non
 
     before = (todos / "roadmap.yaml").read_text()
     write_followup(
-        todos, slug="feature-x", branch="feature/x", sha="a" * 40, reason_code="verify_failed",
+        todos,
+        slug="feature-x",
+        branch="feature/x",
+        sha="a" * 40,
+        reason_code="verify_failed",
         evidence={"command_line": "pytest", "exit_status": 1, "log_tail": "1 failed"},
-        next_action="fix the test", main_sha="b" * 40, blocked_at="2026-01-01T00:00:00.000000+00:00",
+        next_action="fix the test",
+        main_sha="b" * 40,
+        blocked_at="2026-01-01T00:00:00.000000+00:00",
     )
     text = (todos / "roadmap.yaml").read_text()
     assert text.startswith(before) and "feature-x-integration-blocked" in text
@@ -283,8 +289,10 @@ def test_slice_without_its_predecessor(todos: Path) -> None:
 def test_first_slice_must_not_wait_for_another_slice(todos: Path) -> None:
     text = (todos / "roadmap.yaml").read_text()
     (todos / "roadmap.yaml").write_text(
-        text.replace(f"- slug: {SLICES[0]}\n  group: {PARENT}\n", f"- slug: {SLICES[0]}\n  group: {PARENT}\n"
-                     f"  after: {PARENT}\n")
+        text.replace(
+            f"- slug: {SLICES[0]}\n  group: {PARENT}\n",
+            f"- slug: {SLICES[0]}\n  group: {PARENT}\n  after: {PARENT}\n",
+        )
     )
     problems = problems_of(todos)
     assert rules(problems)[0] == "FR1.2"
@@ -592,8 +600,13 @@ def test_slice_statuses_keep_delivered_slices_off_the_roadmap(todos: Path) -> No
 
 
 def _repo_with_remote(tmp_path: Path) -> Path:
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x.invalid"}
+    env = {
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x.invalid",
+    }
     remote, work = tmp_path / "remote.git", tmp_path / "work"
     git.run_sync(["init", "-q", "--bare", "-b", "main", str(remote)], cwd=tmp_path, env=env)
     git.run_sync(["init", "-q", "-b", "main", str(work)], cwd=tmp_path, env=env)
@@ -610,18 +623,26 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
     cfg = build_config({"repo": str(work), "todos_dir": str(todos), "state_dir": str(state_dir)}, None)
     evidence = live_evidence(cfg)
     assert evidence[SLICES[0]] == f"gate on {work}: clean (as of the last fetch)"
-    assert evidence[SLICES[2]] == "configured mode: shadow"
-    assert evidence[SLICES[3]].startswith("no ") and "authority.json" in evidence[SLICES[3]]
+    # No database: said once per store probe, and the store is not created by looking.
+    assert evidence[SLICES[1]] == f"database {cfg.db}: absent (nothing emitted yet)"
+    assert evidence[SLICES[2]] == "mode: shadow (configured; no database yet)"
+    assert evidence[SLICES[3]] == (
+        "mode: shadow (configured; no database yet); "
+        f"hooks not installed (no install recorded in {state_dir / 'authority.json'})"
+    )
     assert evidence[SLICES[4]] == "no follow-up todos"
+    assert not cfg.db.exists()
 
     (tmp_path / "state").mkdir()
-    (tmp_path / "state" / "authority.json").write_text("{}")
+    (tmp_path / "state" / "authority.json").write_text("[not json")
     (todos / "feature-x-integration-blocked").mkdir()
     (work / "dirty.txt").write_text("x")
     git.run_sync(["add", "dirty.txt"], cwd=work)
     evidence = live_evidence(cfg)
     assert evidence[SLICES[0]] == f"gate on {work}: checkout_dirty"
-    assert "present" in evidence[SLICES[3]]
+    assert evidence[SLICES[3]].endswith(
+        f"{state_dir / 'authority.json'}: not readable JSON (JSONDecodeError); fix or remove it"
+    )
     assert evidence[SLICES[4]] == "1 follow-up todo(s): feature-x-integration-blocked"
 
 
@@ -643,7 +664,8 @@ def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(
     cfg = build_config({"repo": str(tmp_path / "absent"), "todos_dir": str(todos)}, None)
     evidence = live_evidence(cfg)
     assert evidence[SLICES[2]] == (
-        "configured mode: shadow; queue: 3 queued; probe broken failed: RuntimeError: store locked"
+        "mode: shadow (configured; no database yet); queue: 3 queued; "
+        "probe broken failed: RuntimeError: store locked"
     )
     # A repository that is not there is evidence too, not a crash.
     assert evidence[SLICES[0]] == f"gate on {tmp_path / 'absent'}: git_state_unknown"

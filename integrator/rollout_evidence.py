@@ -1,0 +1,322 @@
+"""Live evidence for ``integrator rollout status``: what the configured integrator shows about each slice.
+
+Every probe is a synchronous ``Config -> str | None`` (``integrator.rollout.EVIDENCE_PROBES``). The
+store probes read the SQLite file through a plain ``sqlite3`` read-only URI: they never create the
+database, never migrate it, never take a write lock, and never wait for a writer (WAL readers read
+the last committed snapshot). A database that is absent or unusable is said, not raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import quote
+
+from integrator.errors import IntegratorError
+
+if TYPE_CHECKING:
+    from integrator.config import Config
+
+T = TypeVar("T")
+
+FOLLOWUP_SUFFIX: Final = "-integration-blocked"
+CANDIDATE_STATUSES: Final = ("waiting", "ready", "blocked", "integrated", "superseded")
+_READ_TIMEOUT_S: Final = 2.0
+_REASON_CHARS: Final = 80
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be read: ``absent`` when there is no file at all."""
+
+    def __init__(self, message: str, *, absent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.absent = absent
+
+
+def _connect(db: Path, *, immutable: bool) -> sqlite3.Connection:
+    flags = "&immutable=1" if immutable else ""
+    conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro{flags}", uri=True, timeout=_READ_TIMEOUT_S)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _check_schema(conn: sqlite3.Connection, db: Path) -> None:
+    from integrator.store import SCHEMA_VERSION
+
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0:
+        raise StoreUnavailable(f"database {db}: not initialised (run `integrator init`)")
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"database {db}: schema version {version} is newer than this integrator's {SCHEMA_VERSION}"
+        )
+
+
+def read_store(db: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(conn)`` on a read-only connection to ``db``, inside one read transaction (one snapshot).
+
+    Raises :class:`StoreUnavailable` for a missing, non-SQLite, damaged or newer database.
+    """
+    db = Path(db)
+    if not db.is_file():
+        if db.exists():
+            raise StoreUnavailable(f"database {db}: not a file")
+        raise StoreUnavailable(f"database {db}: absent (nothing emitted yet)", absent=True)
+    # As in Store's own pre-check: without a -wal (no connection open anywhere) or -journal the file is
+    # the whole truth, and reading it as immutable creates no -wal/-shm beside it. A writer opening the
+    # file in between can make that read fail; the plain read-only retry then reads its snapshot.
+    sidecars = (Path(f"{db}-wal"), Path(f"{db}-journal"))
+    attempts = (False,) if any(p.exists() for p in sidecars) else (True, False)
+    last: sqlite3.Error | None = None
+    for immutable in attempts:
+        try:
+            with closing(_connect(db, immutable=immutable)) as conn:
+                conn.execute("BEGIN")
+                try:
+                    _check_schema(conn, db)
+                    return fn(conn)
+                finally:
+                    conn.rollback()
+        except sqlite3.Error as err:
+            last = err
+    if isinstance(last, sqlite3.DatabaseError) and last.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+        raise StoreUnavailable(f"database {db}: not an SQLite database")
+    raise StoreUnavailable(f"database {db}: unreadable ({last})")
+
+
+def _when(value: object) -> str:
+    """A stored timestamp to the second, in UTC: the microseconds the store keeps only clutter a status."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return str(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clip(text: object, limit: int = _REASON_CHARS) -> str:
+    value = " ".join(str(text).split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _counts(pairs: list[sqlite3.Row], order: tuple[str, ...]) -> str:
+    found = {str(r[0]): int(r[1]) for r in pairs}
+    known = [f"{found.pop(s)} {s}" for s in order if s in found]
+    return ", ".join(known + [f"{n} {s}" for s, n in sorted(found.items())])
+
+
+# --------------------------------------------------------------------------------------------------
+# integration-safety-gates
+
+
+def safety_evidence(cfg: Config) -> str | None:
+    """The gate run on the configured repository, as the runtime runs it after every fetch."""
+    from integrator.safety import check_preconditions
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        # asyncio.run cannot nest; inside the bot the runtime's own gate results are the evidence.
+        return None
+    found = asyncio.run(
+        check_preconditions(
+            cfg.repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=min(cfg.git_timeout_s, 10.0)
+        )
+    )
+    if not found:
+        return f"gate on {cfg.repo}: clean (as of the last fetch)"
+    return f"gate on {cfg.repo}: " + ", ".join(dict.fromkeys(v.code for v in found))
+
+
+# --------------------------------------------------------------------------------------------------
+# integration-events-model
+
+
+def events_evidence(cfg: Config) -> str | None:
+    """How many events the store holds, the newest, and the candidates they project to, by status."""
+
+    def read(conn: sqlite3.Connection) -> tuple[int, str | None, list[sqlite3.Row]]:
+        total, newest = conn.execute("SELECT count(*), max(received_at) FROM events").fetchone()
+        return (
+            int(total),
+            newest,
+            list(conn.execute("SELECT status, count(*) FROM candidates GROUP BY status")),
+        )
+
+    try:
+        total, newest, by_status = read_store(cfg.db, read)
+    except StoreUnavailable as err:
+        return err.message
+    events = f"{total} event(s)" + (f", newest received {_when(newest)}" if newest else "")
+    candidates = _counts(by_status, CANDIDATE_STATUSES) or "none"
+    return f"store {cfg.db}: {events}; candidates: {candidates}"
+
+
+# --------------------------------------------------------------------------------------------------
+# integrator-shadow-mode and integrator-cutover
+
+
+def _mode_text(record: dict[str, Any]) -> str:
+    if record.get("since") is None:
+        return f"mode: {record['mode']} (from the configuration, never switched)"
+    how = "automatically" if record.get("automatic") else f"by {record.get('by')}"
+    reason = f": {_clip(record['reason'])}" if record.get("reason") else ""
+    return f"mode: {record['mode']} since {_when(record['since'])} ({how}{reason})"
+
+
+def _stored_mode(cfg: Config) -> tuple[str, str]:
+    """``(mode, sentence)``: the live mode from the store's settings, else the configured one."""
+    from integrator import settings
+
+    try:
+        record = read_store(cfg.db, lambda conn: settings.mode(conn, cfg.mode))
+    except StoreUnavailable as err:
+        if err.absent:
+            return cfg.mode, f"mode: {cfg.mode} (configured; no database yet)"
+        return cfg.mode, f"mode: unknown ({err.message})"
+    return str(record["mode"]), _mode_text(record)
+
+
+def mode_evidence(cfg: Config) -> str | None:
+    """The current mode and since when, by whom and why (DESIGN §10)."""
+    return _stored_mode(cfg)[1]
+
+
+def parity_evidence(cfg: Config) -> str | None:
+    """The shadow predictions decided so far, their agreement, and the cutover gate's verdict."""
+    from integrator import shadow
+    from integrator.events import utcnow
+
+    try:
+        report = read_store(cfg.db, lambda conn: shadow.report(conn, cfg, now=utcnow()))
+    except StoreUnavailable as err:
+        return None if err.absent else err.message
+    gate = report["gate"]
+    verdict = "pass" if gate["verdict"] == "pass" else "fail (" + "; ".join(gate["reasons"]) + ")"
+    if not report["predicted"]:
+        return f"predictions: none yet; cutover gate: {verdict}"
+    disagreements = len(report["disagreements"])
+    return (
+        f"predictions: {report['predicted']}, decided {report['decided']}, "
+        f"agreement {report['agreement_rate']:.1%} ({disagreements} disagreement(s)); cutover gate: {verdict}"
+    )
+
+
+def _verify_text(record: dict[str, Any]) -> str:
+    result, at = record.get("verify_result"), record.get("verified_at")
+    if not result or not at:
+        return "authority verify: never run on these hooks"
+    if str(at) < str(record.get("installed_at", "")):
+        return "authority verify: not run since the hooks were installed"
+    where = "boundary (server transport)" if record.get("boundary") else "guard only (local transport)"
+    text = (
+        f"authority verify: {result} at {_when(at)} in {record.get('verified_mode')} mode "
+        f"over {record.get('transport')} {record.get('verified_remote')}: {where}"
+    )
+    failures = record.get("verify_failures") or []
+    if failures:
+        text += f"; failed: {', '.join(str(f) for f in failures)}"
+    return text
+
+
+def _authority_record(cfg: Config) -> dict[str, Any] | str:
+    """``authority.json`` as a dict, or why it cannot be used (never installed, unreadable)."""
+    from integrator import authority
+
+    try:
+        record = authority.read_record(cfg)
+    except IntegratorError as err:
+        return err.message
+    if not record.get("installed_at") or not record.get("bare"):
+        return f"hooks not installed (no install recorded in {authority.record_path(cfg)})"
+    return record
+
+
+def hooks_evidence(cfg: Config) -> str | None:
+    """Where ``authority.json`` says the hooks are installed, and what the remote's mode file enforces."""
+    from integrator import authority
+
+    record = _authority_record(cfg)
+    if isinstance(record, str):
+        return record
+    bare = Path(str(record["bare"]))
+    text = f"hooks installed on {bare} at {_when(record['installed_at'])}"
+    if not (bare / "HEAD").is_file():
+        return text + "; that bare repository is gone"
+    enforced = authority.read_remote_mode(bare)
+    if enforced is None:
+        return text + "; its mode file is missing or unreadable (the hook fails closed: cutover)"
+    text += f"; the remote enforces {enforced}"
+    mode, _ = _stored_mode(cfg)
+    # The store and the remote disagreeing is what a half-finished cutover or rollback leaves behind.
+    return text if enforced == mode else text + f" while the store says {mode}: MISMATCH"
+
+
+def verify_evidence(cfg: Config) -> str | None:
+    """The last ``integrator authority verify`` recorded, and whether its remote is a boundary or a guard."""
+    record = _authority_record(cfg)
+    return None if isinstance(record, str) else _verify_text(record)
+
+
+# --------------------------------------------------------------------------------------------------
+# integration-blocked-flow
+
+
+def followup_folders_evidence(cfg: Config) -> str | None:
+    """The ``*-integration-blocked`` follow-up todo folders in the configured todos directory."""
+    if not cfg.todos_dir.is_dir():
+        return None
+    followups = sorted(p.name for p in cfg.todos_dir.glob(f"*{FOLLOWUP_SUFFIX}") if p.is_dir())
+    if not followups:
+        return "no follow-up todos"
+    return f"{len(followups)} follow-up todo(s): {', '.join(followups)}"
+
+
+def blocked_evidence(cfg: Config) -> str | None:
+    """Follow-ups open and resolved (the ``followups`` table) and what is blocked now, with its reason."""
+
+    def read(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+        followups = list(conn.execute("SELECT slug, status FROM followups ORDER BY slug"))
+        blocked = list(
+            conn.execute(
+                "SELECT c.slug, q.block_reason FROM queue q JOIN candidates c ON c.id = q.candidate_id"
+                " WHERE q.status = 'blocked' ORDER BY q.updated_at, q.id"
+            )
+        )
+        return followups, blocked
+
+    try:
+        followups, blocked = read_store(cfg.db, read)
+    except StoreUnavailable as err:
+        return None if err.absent else err.message
+    open_ = [str(r["slug"]) for r in followups if r["status"] == "open"]
+    resolved = len(followups) - len(open_)
+    text = f"follow-ups in the store: {len(open_)} open" + (f" ({', '.join(open_)})" if open_ else "")
+    text += f", {resolved} resolved"
+    if blocked:
+        shown = ", ".join(f"{r['slug']}: {r['block_reason'] or 'unknown'}" for r in blocked)
+        text += f"; blocked now: {len(blocked)} ({shown})"
+    else:
+        text += "; blocked now: none"
+    return text
+
+
+Probe = Callable[["Config"], "str | None"]
+
+# slug -> probes, in the order their facts are shown.
+DEFAULT_PROBES: Final[dict[str, tuple[Probe, ...]]] = {
+    "integration-safety-gates": (safety_evidence,),
+    "integration-events-model": (events_evidence,),
+    "integrator-shadow-mode": (mode_evidence, parity_evidence),
+    "integrator-cutover": (mode_evidence, hooks_evidence, verify_evidence),
+    "integration-blocked-flow": (followup_folders_evidence, blocked_evidence),
+}
