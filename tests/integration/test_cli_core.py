@@ -385,3 +385,30 @@ def test_status_never_imports_discord(config: Config) -> None:
     assert res.returncode == 0, res.stderr
     assert '"mode": "cutover"' in res.stdout  # status really ran
     assert res.stdout.strip().endswith("LOADED []")
+
+
+def test_pause_holds_the_queue_and_unpause_releases_it(config: Config, sandbox: Sandbox) -> None:
+    feature = push_feature(sandbox, "held", {"held.txt": "held\n"})
+    main_before = sandbox.main_sha()
+    res = cli(config, "pause", "--reason", "release freeze")
+    assert res.returncode == 0 and res.stdout.rstrip().endswith(": release freeze"), res.stdout
+    for kind, args in (
+        ("review_approved", ["--slug", "held", "--sha", feature.sha, "--reviewer", "r", "--round", "1"]),
+        ("branch_pushed", ["--branch", feature.branch, "--sha", feature.sha]),
+        (
+            "finalize_ready",
+            ["--slug", "held", "--branch", feature.branch, "--sha", feature.sha, "--worker", "w"],
+        ),
+    ):
+        assert cli(config, "emit", kind, *args).returncode == 0
+    assert cli(config, "run", "--once").returncode == 0
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert status["paused"] and status["pause"]["reason"] == "release freeze"
+    assert [q["slug"] for q in status["queue"]] == ["held"] and sandbox.main_sha() == main_before
+
+    assert cli(config, "unpause").stdout.strip() == "unpaused"
+    assert cli(config, "run", "--once").returncode == 0
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert not status["paused"] and status["queue"] == []
+    assert sandbox.main_sha() != main_before
+    assert [c["status"] for c in status["candidates"] if c["slug"] == "held"] == ["integrated"]
