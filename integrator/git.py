@@ -209,13 +209,35 @@ def check_repository(path: Path, remote: str, *, timeout: float = 10.0) -> None:
 # --- the operations the integrator needs, each one git call -------------------------------------
 
 
+# Each fetch also extends the commit-graph (incrementally): the integrator walks main's history
+# several times per candidate (is-ancestor, merge-tree's merge base, the safety gate's rev-list), and
+# without generation numbers each walk grows with every merge it has landed.
+_FETCH_CONFIG = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "fetch.writeCommitGraph",
+    "GIT_CONFIG_VALUE_0": "true",
+}
+
+
 async def fetch(repo: Path, remote: str, *, timeout: float) -> None:
     """One fetch of every branch of ``remote`` into ``refs/remotes/<remote>/``."""
     await run(
         ["fetch", "--prune", "--no-tags", "--quiet", "--", remote, f"+refs/heads/*:refs/remotes/{remote}/*"],
         cwd=repo,
         timeout=timeout,
+        env=_FETCH_CONFIG,
     )
+
+
+async def refresh_index(repo: Path, *, timeout: float) -> None:
+    """Best effort: rewrite the stat data in the integrator's own index.
+
+    A fresh clone's index holds "racily clean" entries, which every later ``git status`` re-hashes
+    from disk, and the read-only status of the safety gate (``--no-optional-locks``) never writes the
+    refreshed index back: without this, each integration pays for hashing the whole work tree.
+    A failure (a bare repository, a lock held elsewhere) changes nothing.
+    """
+    await run(["update-index", "-q", "--refresh"], cwd=repo, timeout=timeout, check=False)
 
 
 async def remote_tips(repo: Path, remote: str, *, timeout: float) -> dict[str, str]:
@@ -241,6 +263,24 @@ async def is_ancestor(repo: Path, ancestor: str, descendant: str, *, timeout: fl
     if res.returncode in (0, 1):
         return res.returncode == 0
     raise _raise(res.args, res.returncode, res.stderr)
+
+
+async def unreachable_from(repo: Path, shas: Sequence[str], tip: str, *, timeout: float) -> set[str]:
+    """Which of ``shas`` ``tip`` does *not* reach, in one walk instead of one call per sha.
+
+    ``rev-list ^tip sha...`` prints every commit the shas reach and tip does not; a sha is printed
+    exactly when tip does not reach it. Raises GitError when an object is missing.
+    """
+    if not shas:
+        return set()
+    for sha in (tip, *shas):
+        if not _OID_RE.fullmatch(sha):
+            raise InvalidInput(f"not an object id: {sha!r}")
+    res = await run(
+        ["rev-list", "--stdin"], cwd=repo, timeout=timeout, input_text="\n".join([f"^{tip}", *shas]) + "\n"
+    )
+    printed = set(res.stdout.split())
+    return {sha for sha in shas if sha in printed}
 
 
 async def refs_containing(repo: Path, sha: str, prefix: str, *, timeout: float) -> list[str] | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, readiness, settings
+from integrator import authority, cutover, git, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost
@@ -126,6 +126,7 @@ class Runner:
         listener = WakeListener(self.store.path)
         listener.start()
         try:
+            await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
             await self.workflow.recover()
             while not stop.is_set() and not self._lost.is_set():
                 worked = await self.cycle()

@@ -19,6 +19,7 @@ from typing import Any
 
 from integrator import git, outbox, queue, readiness, settings
 from integrator.config import Config
+from integrator.errors import GitError
 from integrator.events import iso
 from integrator.store import Store, rows
 
@@ -72,6 +73,26 @@ class ShadowDrain:
         self.cfg = cfg
         self.store = store
         self.clock = clock
+        # Shas known not to be on main as of ``_main``: what a commit reaches never changes, so until
+        # main moves a cycle only needs to look at candidates it has not seen yet.
+        self._main: str | None = None
+        self._off_main: set[str] = set()
+
+    async def _on_main(self, items: list[queue.Item], main: str) -> set[str]:
+        """The shas among ``items`` that ``main`` reaches: one git walk per cycle, none if nothing is new."""
+        if main != self._main:
+            self._main, self._off_main = main, set()
+        todo = [item.sha for item in items if item.sha not in self._off_main]
+        if not todo:
+            return set()
+        repo, t = self.cfg.repo, self.cfg.git_timeout_s
+        try:
+            off = await git.unreachable_from(repo, todo, main, timeout=t)
+        except GitError:
+            # A sha whose object was never fetched fails the batch; one by one, it counts as not on main.
+            off = {sha for sha in todo if not await readiness.reachable(repo, sha, main, timeout=t)}
+        self._off_main |= off
+        return set(todo) - off
 
     async def cycle(self, view: readiness.GitView, fencing: int) -> int:
         """Returns how many candidates changed state (predicted or settled)."""
@@ -81,10 +102,11 @@ class ShadowDrain:
             return 0
         items = await self.store.read(lambda c: queue.by_status(c, "queued"))
         known = await self.store.read(_predicted_ids)
+        on_main = await self._on_main(items, main)
         new: list[tuple[queue.Item, Prediction]] = []
         landed: list[tuple[queue.Item, str, str]] = []
         for item in items:
-            if await readiness.reachable(cfg.repo, item.sha, main, timeout=t):
+            if item.sha in on_main:
                 actual, commit = await landed_actual(cfg.repo, item.sha, main, timeout=t)
                 landed.append((item, actual, commit))
             elif item.candidate_id not in known:
