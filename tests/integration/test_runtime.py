@@ -28,6 +28,7 @@ from integrator.events import Event
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
+from integrator.workflow import BEFORE_PUSH_ENV
 
 # --- helpers ----------------------------------------------------------------------------------------
 
@@ -257,6 +258,50 @@ async def test_a_failed_merge_is_never_read_as_already_integrated(sandbox: Sandb
     assert "unrelated histories" in blocked["evidence"]["stderr"]
     [done] = outcomes(config, "integration_completed")
     assert (done["slug"], done["already_on_main"], done["merge_sha"]) == ("dup", True, main)
+
+
+async def test_a_newer_finalize_during_the_flight_supersedes_the_candidate_in_flight(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker re-finalizes while the integrator is between merge and push and main moves: the
+    retry's readiness re-check finds a newer candidate for the slug, records ``superseded`` (never
+    the old sha), and the newer one lands next."""
+    cfg = make_config(tmp_path, sandbox)
+    old = push_feature(sandbox, "refined", {"r.txt": "1\n"})
+    await emit_ready(cfg, old)
+    new_sha = old.worker.commit({"r.txt": "2\n"}, "refined: round 2")  # pushed by the hook, mid-flight
+    events = readiness_events(old.slug, old.branch, new_sha, round_=2)
+    batch = tmp_path / "round2.ndjson"
+    batch.write_text(
+        "".join(json.dumps({"type": e.type, "payload": json.loads(e.payload_json())}) + "\n" for e in events)
+    )
+    mover = sandbox.worker("mover").path
+    once = tmp_path / "hook-ran"
+    hook = (
+        f"[ -e {once} ] && exit 0; touch {once}; "
+        f"git -C {old.worker.path} push -q origin HEAD:refs/heads/{old.branch} && "
+        f"{INTEGRATOR} --config {cfg.config_path} emit --json - < {batch} > /dev/null && "
+        f"cd {mover} && git fetch -q origin && git reset -q --hard origin/main && "
+        f"git commit -q --allow-empty -m moved && git push -q origin HEAD:refs/heads/main"
+    )
+    monkeypatch.setenv(BEFORE_PUSH_ENV, hook)
+
+    await run_once(cfg)
+
+    assert once.exists()
+    [superseded] = outcomes(cfg, "superseded")
+    assert (superseded["sha"], superseded["superseded_by"]) == (old.sha, new_sha)
+    assert [d["sha"] for d in outcomes(cfg, "integration_completed")] == [new_sha]
+    trailers = [t for t in sandbox.main_log("%(trailers:key=Candidate-Sha,valueonly)") if t]
+    assert trailers == [new_sha]
+    found = db_rows(
+        cfg,
+        "SELECT c.sha, c.status AS cand, q.status FROM queue q JOIN candidates c ON c.id = q.candidate_id",
+    )
+    assert {r["sha"]: (r["cand"], r["status"]) for r in found} == {
+        old.sha: ("superseded", "superseded"),
+        new_sha: ("integrated", "integrated"),
+    }
 
 
 # --- the process: signals, lease, wake ----------------------------------------------------------------
