@@ -417,6 +417,7 @@ def install_hooks(
     paths = RemotePaths(check_bare(bare))
     rendered = {name: render_hook(name, hook_context(cfg, paths.bare)) for name in HOOK_NAMES}
     _read_credential_file(cfg.credential_file)  # a malformed one is bad input: refuse before writing
+    mode = live_mode(cfg)  # an unreadable store is bad input too: refuse before writing
     problems = _plan_refusals(paths, force)
     if problems:
         raise Refused(
@@ -429,7 +430,7 @@ def install_hooks(
         changes.append("pinned core.hooksPath")
     if _set_git_config(paths.bare, "receive.advertisePushOptions", "true"):
         changes.append("set receive.advertisePushOptions")
-    changes.extend(_install_state(cfg, paths))
+    changes.extend(_install_state(cfg, paths, mode))
     checksums = {name: _checksum(text) for name, text in rendered.items()}
     if _record_install(cfg, paths.bare, checksums, clock):
         changes.append(f"recorded the install in {cfg.state_dir / RECORD_NAME}")
@@ -437,7 +438,23 @@ def install_hooks(
     return InstallReport(paths.bare, mode, tuple(changes), tuple(backups), checksums)
 
 
-def _install_state(cfg: Config, paths: RemotePaths) -> list[str]:
+def live_mode(cfg: Config) -> str:
+    """The mode the integrator runs in now: the store's once a cutover or rollback set it, else the config's.
+
+    Read through a read-only connection, so a remote installed before ``init`` creates no database.
+    """
+    from integrator import settings
+    from integrator.rollout_evidence import StoreUnavailable, read_store
+
+    try:
+        return str(read_store(cfg.db, lambda conn: settings.mode(conn, cfg.mode))["mode"])
+    except StoreUnavailable as err:
+        if err.absent or err.uninitialised:
+            return cfg.mode
+        raise InvalidInput(f"{err.message}: cannot tell which mode the remote must enforce") from None
+
+
+def _install_state(cfg: Config, paths: RemotePaths, mode: str) -> list[str]:
     changes: list[str] = []
     if not paths.spool.is_dir():
         paths.spool.mkdir(parents=True)
@@ -448,8 +465,10 @@ def _install_state(cfg: Config, paths: RemotePaths) -> list[str]:
     if _sync_remote_credential(paths, credential):
         changes.append("copied the credential into the remote (mode 0600)")
     if not paths.mode.exists():
-        write_remote_mode(paths.bare, cfg.mode)
-        changes.append(f"set the remote's mode to {cfg.mode}")
+        # The live mode, not the configured one: that is only the initial mode, and a remote that moved
+        # after a cutover (or a rollback) must enforce what the integrator runs in now.
+        write_remote_mode(paths.bare, mode)
+        changes.append(f"set the remote's mode to {mode}")
     return changes
 
 

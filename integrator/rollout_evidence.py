@@ -31,12 +31,13 @@ _REASON_CHARS: Final = 80
 
 
 class StoreUnavailable(Exception):
-    """The database cannot be read: ``absent`` when there is no file at all."""
+    """The database cannot be read: ``absent`` when there is no file, ``uninitialised`` when it is empty."""
 
-    def __init__(self, message: str, *, absent: bool = False) -> None:
+    def __init__(self, message: str, *, absent: bool = False, uninitialised: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.absent = absent
+        self.uninitialised = uninitialised
 
 
 def _connect(db: Path, *, immutable: bool) -> sqlite3.Connection:
@@ -51,7 +52,7 @@ def _check_schema(conn: sqlite3.Connection, db: Path) -> None:
 
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version == 0:
-        raise StoreUnavailable(f"database {db}: not initialised (run `integrator init`)")
+        raise StoreUnavailable(f"database {db}: not initialised (run `integrator init`)", uninitialised=True)
     if version > SCHEMA_VERSION:
         raise StoreUnavailable(
             f"database {db}: schema version {version} is newer than this integrator's {SCHEMA_VERSION}"

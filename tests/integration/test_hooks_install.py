@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from authority_helpers import g, make_setup, snapshot, wait_for
 
 from integrator import authority
+from integrator.service import Integrator
 
 
 def _mode(path: Path) -> int:
@@ -74,6 +76,34 @@ def test_install_keeps_an_existing_mode_file(tmp_path: Path) -> None:
     authority.write_remote_mode(s.bare, "cutover")
     authority.install_hooks(s.cfg, s.bare)
     assert authority.read_remote_mode(s.bare) == "cutover"
+
+
+@pytest.mark.parametrize(("configured", "live"), [("cutover", "shadow"), ("shadow", "cutover")])
+def test_a_new_remote_enforces_the_mode_the_store_runs_in(tmp_path: Path, configured: str, live: str) -> None:
+    # The configured mode is only the initial one; after a rollback or a cutover the store's mode is
+    # the truth. A remote installed later must enforce that, or main is frozen in shadow, or open to
+    # every worker while the integrator believes it is the only writer.
+    s = make_setup(tmp_path, mode=configured, install=False)
+
+    async def switch() -> None:
+        async with await Integrator.open(s.cfg) as integ:
+            await integ.set_mode(live, by="test", reason="switched before the remote moved")
+
+    asyncio.run(switch())
+    result = s.cli("hooks", "install", "--remote", str(s.bare))
+    assert result.exit_code == 0, result.output
+    assert authority.read_remote_mode(s.bare) == live
+    assert f"set the remote's mode to {live}" in result.output
+
+
+def test_an_unreadable_store_refuses_the_install_and_changes_nothing(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, install=False)
+    s.cfg.db.write_text("not a database\n" * 100)
+    before = snapshot(s.bare)
+    result = s.cli("hooks", "install", "--remote", str(s.bare))
+    assert result.exit_code == 2
+    assert f"database {s.cfg.db}" in result.output and "not an SQLite database" in result.output
+    assert snapshot(s.bare) == before and not s.cfg.credential_file.exists()
 
 
 def test_foreign_hook_is_refused_then_replaced_with_a_backup_under_force(tmp_path: Path) -> None:
