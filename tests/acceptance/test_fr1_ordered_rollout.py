@@ -87,10 +87,22 @@ def test_fr1_2_safety_gates_are_a_prerequisite_in_the_plan(tmp_path: Path) -> No
 
 def test_v2_an_active_slice_without_its_draft_is_refused(tmp_path: Path) -> None:
     todos = copy_todos(tmp_path)
-    (todos / "integrator-shadow-mode" / "requirements.md").unlink()
+    # Every slice is delivered (a delivered slice needs no draft): reopen the last one, as in progress.
+    slice_ = "integration-blocked-flow"
+    delivered = YAML().load((todos / "delivered.yaml").read_text())
+    with (todos / "delivered.yaml").open("w") as fh:
+        YAML().dump([d for d in delivered if d["slug"] != slice_], fh)
+    state = todos / slice_ / "state.yaml"
+    state.write_text(
+        state.read_text()
+        .replace("build: done", "build: in_progress")
+        .replace("review: approved", "review: pending")
+    )
+    assert validate(todos).returncode == 0  # reopened with its draft: fine
+    (todos / slice_ / "requirements.md").unlink()
     result = validate(todos)
     assert result.returncode == 2
-    assert "integrator-shadow-mode" in result.stdout and "draft" in result.stdout
+    assert slice_ in result.stdout and "draft" in result.stdout
 
 
 def test_fr1_2_safety_gates_hold_before_every_integration(tmp_path: Path, sandbox: Sandbox) -> None:
