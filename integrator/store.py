@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -212,6 +213,24 @@ def _check_file(path: Path) -> None:
         )
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a connection to WAL, waiting out another connection that holds a write lock.
+
+    SQLite answers the switch with SQLITE_BUSY at once, without calling the busy handler, so two
+    processes creating the same fresh database (two bots starting together) failed one in ~25 runs.
+    Runs on aiosqlite's thread, so sleeping here does not block the event loop.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     # Up to date (every open but the first): take no write lock, so a reader such as `status` never
     # waits behind another process's write transaction.
@@ -261,7 +280,7 @@ class Store:
             await conn.close()
             raise StoreError(f"database {path} is unusable: {err}") from None
         except BaseException:
-            await conn.close()
+            await conn.close()  # else aiosqlite's thread keeps the process alive at exit
             raise
         return store
 
@@ -269,7 +288,7 @@ class Store:
     def _setup(conn: sqlite3.Connection) -> None:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn)
         # FULL: an accepted event or a recorded outcome survives power loss, not only a process kill.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
