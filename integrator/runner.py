@@ -175,15 +175,7 @@ class Runner:
         await self._ingest_spool()
         try:
             view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
-            await readiness.check_cycle(
-                self.store,
-                cfg.repo,
-                remote=cfg.remote,
-                main_branch=cfg.main_branch,
-                policy=cfg.branch_policy,
-                timeout=cfg.git_timeout_s,
-                view=view,
-            )
+            await self.integ.check(view)
         except GitError as err:
             await self._fault(err)
             return False

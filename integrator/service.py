@@ -93,7 +93,8 @@ class Integrator:
         report.candidates = await self.store.read(lambda c: _candidates_for(c, slugs, branches, since=now))
         return report
 
-    async def check(self) -> readiness.GitView | None:
+    async def check(self, view: readiness.GitView | None = None) -> readiness.GitView | None:
+        """One readiness check cycle (one fetch, unless the caller already fetched: ``view``)."""
         cfg = self.cfg
         return await readiness.check_cycle(
             self.store,
@@ -102,6 +103,7 @@ class Integrator:
             main_branch=cfg.main_branch,
             policy=cfg.branch_policy,
             timeout=cfg.git_timeout_s,
+            view=view,
         )
 
     async def events(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -26,7 +26,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from integrator import authority, blocked, checkpoint, followup, git, outbox, queue, readiness, safety, settings
+from integrator import (
+    authority,
+    blocked,
+    checkpoint,
+    followup,
+    git,
+    outbox,
+    queue,
+    readiness,
+    safety,
+    settings,
+)
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
 from integrator.events import iso, make_event

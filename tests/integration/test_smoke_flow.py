@@ -18,7 +18,7 @@ async def test_ready_candidate_lands_on_main_with_trailers(sandbox: Sandbox, con
     result = cli(config, "run", "--once")
     assert result.returncode == 0, result.stderr
     log = sandbox.main_log("%H %P")
-    merge, parents = log[0].split(" ", 1)
+    _merge, parents = log[0].split(" ", 1)
     assert parents.split() == [before, feature.sha]
     body = cli(config, "status", "--json")
     assert '"integration_completed"' in body.stdout
