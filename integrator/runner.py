@@ -117,10 +117,23 @@ class Runner:
     # --- the loop -----------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, *, once: bool = False) -> None:
-        """Hold the lease and drain until ``stop`` is set (or, with ``once``, until the queue is empty)."""
+        """Hold the lease and drain until ``stop`` is set (or, with ``once``, until the queue is empty).
+
+        A holder that loses its lease (frozen past the TTL, say) stops writing at once and, unless
+        ``once``, goes back to standby: the new holder may die too.
+        """
+        while not stop.is_set():
+            lost = await self._hold_and_drain(stop, once=once)
+            if not lost or once:
+                return
+            self._lost.clear()
+            log.info("event=standby_again holder=%s", self.holder)
+
+    async def _hold_and_drain(self, stop: asyncio.Event, *, once: bool) -> bool:
+        """One tenure as the lease holder; True if it ended because the lease was lost."""
         self.lease = await self._acquire(stop)
         if self.lease is None:
-            return
+            return False
         log.info("event=lease_acquired holder=%s fencing=%d", self.holder, self.lease.fencing)
         renew = asyncio.create_task(self._renew_forever())
         listener = WakeListener(self.store.path)
@@ -137,7 +150,8 @@ class Runner:
                     break
                 await self._idle(listener, stop)
         except LeaseLost as err:
-            log.warning("event=stopped reason=%s", err)
+            log.warning("event=lease_lost reason=%s", err)
+            self._lost.set()
         finally:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,6 +161,7 @@ class Runner:
             self.lease = None
             if held is not None:
                 await self.store.write(lambda c: leases.release(c, held))
+        return self._lost.is_set()
 
     async def _idle(self, listener: WakeListener, stop: asyncio.Event) -> None:
         timeout = self._backoff or self.cfg.idle_check_s
