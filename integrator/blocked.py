@@ -33,6 +33,7 @@ REASON_CODES: tuple[str, ...] = (
     "git_error",
 )
 
+
 def check_reason_code(reason_code: str) -> str:
     if reason_code not in REASON_CODES:
         expected = ", ".join(REASON_CODES)
@@ -376,20 +377,18 @@ async def conflict_evidence(
     first = merged.stdout.split("\0", 1)[0].strip()
     if merged.returncode not in (0, 1) or not _OID_RE.fullmatch(first):
         last = merged.stderr.strip().splitlines()[-1] if merged.stderr.strip() else "no stderr"
-        raise GitError(
-            f"git merge-tree failed: {last}", command=["git", *args], stderr=merged.stderr
-        )
+        raise GitError(f"git merge-tree failed: {last}", command=["git", *args], stderr=merged.stderr)
     parsed = _parse_merge_tree(merged.stdout)
     paths = list(parsed.stages)
     # Two 40-hex shas on every marker and message are hard to read; name the sides instead.
     labels = {main_sha: f"main ({main_sha[:10]})", candidate_sha: f"candidate ({candidate_sha[:10]})"}
-    messages = tuple(
-        _Message(m.paths, m.kind, _relabel(m.text, labels)) for m in parsed.messages
-    )
+    messages = tuple(_Message(m.paths, m.kind, _relabel(m.text, labels)) for m in parsed.messages)
 
     try:
         base_res = await git.run(
-            ["merge-base", "--all", main_sha, candidate_sha], cwd=repo, timeout=max(deadline.left(), 1.0),
+            ["merge-base", "--all", main_sha, candidate_sha],
+            cwd=repo,
+            timeout=max(deadline.left(), 1.0),
             check=False,
         )
         bases = base_res.stdout.split() if base_res.ok else []
@@ -510,8 +509,7 @@ def _q(value: str) -> str:
 def emit_command(slug: str, branch: str, sha: str = '"$(git rev-parse HEAD)"') -> str:
     """The command a worker runs to announce a new candidate for ``slug``."""
     return (
-        f"integrator emit finalize_ready --slug {_q(slug)} --branch {_q(branch)} "
-        f'--sha {sha} --worker "$USER"'
+        f'integrator emit finalize_ready --slug {_q(slug)} --branch {_q(branch)} --sha {sha} --worker "$USER"'
     )
 
 
@@ -659,8 +657,10 @@ def plan_steps(
     if reason_code == "merge_conflict":
         paths = [str(p) for p in evidence.get("conflicted_paths") or []]
         return [
-            Step(f"Merge {main_branch} into {branch} and resolve the conflicts in {_path_list(paths, 10)}.",
-                 (update, "git add -- <resolved paths> && git commit")),
+            Step(
+                f"Merge {main_branch} into {branch} and resolve the conflicts in {_path_list(paths, 10)}.",
+                (update, "git add -- <resolved paths> && git commit"),
+            ),
             Step("Push the branch.", (push,)),
             announce,
             confirm,
@@ -678,18 +678,27 @@ def plan_steps(
         if reason_code == "push_rejected" and _main_moved(evidence):
             first = Step(f"Wait until {main_branch} stops moving (nothing to fix on {branch}).", ())
         elif reason_code == "push_rejected":
-            first = Step("Read why the remote refused the push (stderr in the evidence); check its hooks and "
-                         "the integrator credential.", ("integrator authority verify",))
+            first = Step(
+                "Read why the remote refused the push (stderr in the evidence); check its hooks and "
+                "the integrator credential.",
+                ("integrator authority verify",),
+            )
         else:
-            first = Step("Read the git stderr in the evidence and check the remote.",
-                         (f"git ls-remote {_q(remote)} {_q(main_branch)} {_q(branch)}",))
+            first = Step(
+                "Read the git stderr in the evidence and check the remote.",
+                (f"git ls-remote {_q(remote)} {_q(main_branch)} {_q(branch)}",),
+            )
         return [first, Step("Requeue the candidate.", (resume_command(slug),)), confirm]
     if reason_code == "branch_moved":
         return [
-            Step(f"Check that the new tip of {branch} is what should land.",
-                 (f"git fetch {_q(remote)} && git log --oneline -5 {_q(f'{remote}/{branch}')}",)),
-            Step("Emit `finalize_ready` for the new tip.",
-                 (emit_command(slug, branch, _new_tip(evidence, remote, branch)),)),
+            Step(
+                f"Check that the new tip of {branch} is what should land.",
+                (f"git fetch {_q(remote)} && git log --oneline -5 {_q(f'{remote}/{branch}')}",),
+            ),
+            Step(
+                "Emit `finalize_ready` for the new tip.",
+                (emit_command(slug, branch, _new_tip(evidence, remote, branch)),),
+            ),
             confirm,
         ]
     if reason_code == "not_reachable":

@@ -244,21 +244,25 @@ def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch
         return "\n".join(parts).strip("\n")
     if reason_code == "verify_failed" and "log_tail" in evidence:
         how = "timed out" if evidence.get("timed_out") else f"exit status {evidence.get('exit_status')}"
-        return "\n".join([
-            f"Command: {code_span(str(evidence.get('command_line', '')))} ({how}).",
-            "",
-            "Log tail:",
-            "",
-            fenced(str(evidence["log_tail"])),
-        ])
+        return "\n".join(
+            [
+                f"Command: {code_span(str(evidence.get('command_line', '')))} ({how}).",
+                "",
+                "Log tail:",
+                "",
+                fenced(str(evidence["log_tail"])),
+            ]
+        )
     if "stderr" in evidence:
-        return "\n".join([
-            f"Command: {code_span(str(evidence.get('command_line', '')))}.",
-            "",
-            "stderr:",
-            "",
-            fenced(str(evidence["stderr"])),
-        ])
+        return "\n".join(
+            [
+                f"Command: {code_span(str(evidence.get('command_line', '')))}.",
+                "",
+                "stderr:",
+                "",
+                fenced(str(evidence["stderr"])),
+            ]
+        )
     shown = {k: v for k, v in evidence.items() if not k.endswith("_full")}
     if not shown:
         return "(no evidence recorded)"
@@ -383,10 +387,15 @@ def write_followup(
         _atomic_write(roadmap_path, roadmap_text)
     log.info(
         "event=followup_written todo=%s reason=%s blocked_count=%d created=%s roadmap_added=%s",
-        todo, reason_code, count, created, roadmap_text is not None,
+        todo,
+        reason_code,
+        count,
+        created,
+        roadmap_text is not None,
     )
-    return FollowUp(slug=todo, path=folder, created=created, blocked_count=count,
-                    roadmap_added=roadmap_text is not None)
+    return FollowUp(
+        slug=todo, path=folder, created=created, blocked_count=count, roadmap_added=roadmap_text is not None
+    )
 
 
 def resolve_followup(todos_dir: Path, slug: str, *, merge_sha: str, resolved_at: str) -> bool:
@@ -409,8 +418,17 @@ def resolve_followup(todos_dir: Path, slug: str, *, merge_sha: str, resolved_at:
         # A crash after this write but before state.yaml's would otherwise append the note twice.
         if note.strip() not in text:
             _atomic_write(requirements, text.rstrip("\n") + "\n" + note)
-    fields = ("slug", "todo", "branch", "sha", "main_sha", "reason_code", "blocked_count",
-              "first_blocked_at", "last_blocked_at")
+    fields = (
+        "slug",
+        "todo",
+        "branch",
+        "sha",
+        "main_sha",
+        "reason_code",
+        "blocked_count",
+        "first_blocked_at",
+        "last_blocked_at",
+    )
     resolved: dict[str, Any] = {"status": "resolved", **{k: state.get(k) for k in fields}}
     resolved.update(slug=slug, todo=followup_slug(slug), resolved_at=resolved_at, merge_sha=merge_sha)
     _atomic_write(state_path, _render_state(resolved))

@@ -313,7 +313,7 @@ def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "conflicted_paths": evidence.get("conflicted_paths", []),
                 # The summary the event carries; the untrimmed *_full texts stay in the store.
                 "evidence": {k: v for k, v in evidence.items() if not k.endswith("_full")},
-            "hunks": evidence.get("hunks", {}),
+                "hunks": evidence.get("hunks", {}),
                 "next_action": ev["next_action"] if ev else None,
                 "blocked_at": ev["updated_at"] if ev else None,
                 "follow_up": dict(fu) if fu else None,

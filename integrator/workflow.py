@@ -193,7 +193,9 @@ class Workflow:
                     return await self.complete(item, merge_sha, main_before, merge_sha, started)
                 if not pushed.stale:
                     evidence = blocked.git_failure_evidence(
-                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr, secrets=self._secrets()
+                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"],
+                        pushed.stderr,
+                        secrets=self._secrets(),
                     )
                     return await self.block(item, "push_rejected", evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
@@ -265,7 +267,11 @@ class Workflow:
             if status == 0:
                 return None
             return blocked.verify_evidence(
-                list(command), status, out.decode(errors="replace"), timed_out=timed_out, secrets=self._secrets()
+                list(command),
+                status,
+                out.decode(errors="replace"),
+                timed_out=timed_out,
+                secrets=self._secrets(),
             )
         except FileNotFoundError as err:
             return blocked.verify_evidence(list(command), 127, f"cannot run verify command: {err}")

@@ -95,11 +95,14 @@ def readiness_events(slug: str, branch: str, sha: str, *, worker: str = "w", rou
     """The three events that make (slug, branch, sha) ready."""
     now = utcnow()
     return [
-        make_event("review_approved", {"slug": slug, "sha": sha, "reviewer": "rev", "review_round": round_,
-                                       "approved_at": now}),
+        make_event(
+            "review_approved",
+            {"slug": slug, "sha": sha, "reviewer": "rev", "review_round": round_, "approved_at": now},
+        ),
         make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now}),
-        make_event("finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": worker,
-                                      "ready_at": now}),
+        make_event(
+            "finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": worker, "ready_at": now}
+        ),
     ]
 
 
@@ -111,8 +114,14 @@ class Feature:
     worker: Worker
 
 
-def push_feature(sandbox: Sandbox, slug: str, files: dict[str, str], *, worker: str | None = None,
-                 branch: str | None = None) -> Feature:
+def push_feature(
+    sandbox: Sandbox,
+    slug: str,
+    files: dict[str, str],
+    *,
+    worker: str | None = None,
+    branch: str | None = None,
+) -> Feature:
     """A worker commits ``files`` on a new branch from origin/main and pushes it."""
     w = sandbox.worker(worker or slug)
     name = branch or f"feature/{slug}"
@@ -122,10 +131,21 @@ def push_feature(sandbox: Sandbox, slug: str, files: dict[str, str], *, worker: 
     return Feature(slug, name, sha, w)
 
 
-def cli(cfg: Config | Path, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def cli(
+    cfg: Config | Path,
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``integrator`` console script."""
     path = cfg.config_path if isinstance(cfg, Config) else cfg
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([INTEGRATOR, "--config", str(path), *args], input=input, capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [INTEGRATOR, "--config", str(path), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )

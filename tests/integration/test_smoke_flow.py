@@ -9,7 +9,9 @@ from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 
 
-async def test_ready_candidate_lands_on_main_with_trailers(sandbox: Sandbox, config: Config, integ: Integrator) -> None:
+async def test_ready_candidate_lands_on_main_with_trailers(
+    sandbox: Sandbox, config: Config, integ: Integrator
+) -> None:
     feature = push_feature(sandbox, "feat-a", {"a.txt": "a\n"})
     report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
     assert report.stored == 3

@@ -54,8 +54,12 @@ class Repo:
         return self.git("rev-parse", "HEAD")
 
 
-def conflicting(tmp_path: Path, base: dict[str, bytes | None], main: dict[str, bytes | None],
-                feat: dict[str, bytes | None]) -> tuple[Repo, str, str, str]:
+def conflicting(
+    tmp_path: Path,
+    base: dict[str, bytes | None],
+    main: dict[str, bytes | None],
+    feat: dict[str, bytes | None],
+) -> tuple[Repo, str, str, str]:
     repo = Repo(tmp_path / "repo")
     base_sha = repo.commit("main", base)
     feat_sha = repo.commit("feat", feat, new=True)
@@ -88,13 +92,17 @@ async def test_content_conflict_gives_paths_hunks_and_the_three_shas(tmp_path: P
     hunk = ev["hunks"]["src/app.py"]
     assert hunk.splitlines() == [
         "@@ lines 7-17 @@",
-        "line 7", "line 8", "line 9",
+        "line 7",
+        "line 8",
+        "line 9",
         f"<<<<<<< main ({main_sha[:10]})",
         "line 10 from main",
         "=======",
         "line 10 from feat",
         f">>>>>>> candidate ({feat_sha[:10]})",
-        "line 11", "line 12", "line 13",
+        "line 11",
+        "line 12",
+        "line 13",
     ]
     assert ev["hunks_full"]["src/app.py"] == hunk
     assert ev["kinds"] == {"src/app.py": "content"}
@@ -155,7 +163,7 @@ async def test_modified_on_main_deleted_by_candidate(tmp_path: Path) -> None:
 
 
 async def test_awkward_paths_are_keyed_exactly(tmp_path: Path) -> None:
-    names = ["with space.txt", "ünïcødé/файл.md", "-leading-dash.txt", "new\nline.txt", "quote\"tab\t.txt"]
+    names = ["with space.txt", "ünïcødé/файл.md", "-leading-dash.txt", "new\nline.txt", 'quote"tab\t.txt']
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path,
         dict.fromkeys(names, b"base\n"),
@@ -236,16 +244,38 @@ async def test_an_exhausted_time_budget_still_gives_the_paths(tmp_path: Path) ->
 def test_extract_hunks_ignores_marker_lookalikes_outside_conflicts() -> None:
     text = "Title\n=======\n\nbody\n<<<<<<< ours\nA\n=======\nB\n>>>>>>> theirs\ntail\n"
     out = blocked.extract_hunks(text, context=1)
-    assert out.splitlines() == ["@@ lines 4-10 @@", "body", "<<<<<<< ours", "A", "=======", "B",
-                                ">>>>>>> theirs", "tail"]
+    assert out.splitlines() == [
+        "@@ lines 4-10 @@",
+        "body",
+        "<<<<<<< ours",
+        "A",
+        "=======",
+        "B",
+        ">>>>>>> theirs",
+        "tail",
+    ]
     assert blocked.extract_hunks("no conflict\n=======\n") == ""
 
 
 def test_extract_hunks_nested_markers_end_at_the_matching_length() -> None:
-    text = "\n".join([
-        "<<<<<<< ours", "a", "<<<<<<<<< inner", "x", "=========", "y", ">>>>>>>>> inner", "=======", "b",
-        ">>>>>>> theirs", "after 1", "after 2", "after 3", "after 4",
-    ])
+    text = "\n".join(
+        [
+            "<<<<<<< ours",
+            "a",
+            "<<<<<<<<< inner",
+            "x",
+            "=========",
+            "y",
+            ">>>>>>>>> inner",
+            "=======",
+            "b",
+            ">>>>>>> theirs",
+            "after 1",
+            "after 2",
+            "after 3",
+            "after 4",
+        ]
+    )
     out = blocked.extract_hunks(text, context=3)
     assert out.splitlines()[0] == "@@ lines 1-13 @@"
     assert out.splitlines()[-1] == "after 3"
@@ -318,8 +348,15 @@ def test_verify_evidence_keeps_the_tail_and_a_capped_full_log() -> None:
 def test_evidence_never_carries_credentials() -> None:
     token = "s3cr3t-token-value"
     ev = blocked.git_failure_evidence(
-        ["git", "push", "-o", f"integrator-token={token}", f"--push-option=x={token}",
-         "https://bot:hunter2@example.invalid/repo.git", "HEAD:main"],
+        [
+            "git",
+            "push",
+            "-o",
+            f"integrator-token={token}",
+            f"--push-option=x={token}",
+            "https://bot:hunter2@example.invalid/repo.git",
+            "HEAD:main",
+        ],
         f"remote: rejected token {token}\nfatal: unable to access 'https://bot:hunter2@example.invalid/'\n",
         secrets=[token],
     )
@@ -345,18 +382,26 @@ def test_git_failure_evidence_tails_long_stderr() -> None:
 @pytest.mark.parametrize("code", blocked.REASON_CODES)
 def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
     evidence = {
-        "conflicted_paths": ["a.py", "b.py"], "command_line": "pytest -q", "exit_status": 1,
+        "conflicted_paths": ["a.py", "b.py"],
+        "command_line": "pytest -q",
+        "exit_status": 1,
         "last_line": "fatal: the remote end hung up",
     }
     text = blocked.next_action(code, slug="fix-login", branch="feat/login", evidence=evidence)
     assert text.endswith(".") and "\n" not in text
     expected = {
-        "merge_conflict": ["git merge origin/main", "`a.py`, `b.py`", "git push origin feat/login",
-                           "integrator emit finalize_ready --slug fix-login --branch feat/login"],
+        "merge_conflict": [
+            "git merge origin/main",
+            "`a.py`, `b.py`",
+            "git push origin feat/login",
+            "integrator emit finalize_ready --slug fix-login --branch feat/login",
+        ],
         "verify_failed": ["pytest -q", "exited with status 1", "integrator emit finalize_ready"],
         "push_rejected": ["integrator resume fix-login", "refused"],
-        "branch_moved": ["integrator emit finalize_ready --slug fix-login --branch feat/login",
-                         "git rev-parse origin/feat/login"],
+        "branch_moved": [
+            "integrator emit finalize_ready --slug fix-login --branch feat/login",
+            "git rev-parse origin/feat/login",
+        ],
         "not_reachable": ["git push origin feat/login", "integrator resume fix-login"],
         "git_error": ["fatal: the remote end hung up", "integrator resume fix-login"],
     }[code]
@@ -374,8 +419,9 @@ def test_next_action_uses_evidence_details() -> None:
     assert f"git push origin {sha}:refs/heads/b" in blocked.next_action(
         "not_reachable", slug="s", branch="b", evidence={"sha": sha}
     )
-    many = blocked.next_action("merge_conflict", slug="s", branch="b",
-                               evidence={"conflicted_paths": [f"f{i}" for i in range(30)]})
+    many = blocked.next_action(
+        "merge_conflict", slug="s", branch="b", evidence={"conflicted_paths": [f"f{i}" for i in range(30)]}
+    )
     assert "(+25 more)" in many
 
 

@@ -41,13 +41,24 @@ CONFLICT: dict[str, Any] = {
 
 
 def block(
-    todos: Path, *, slug: str = "fix-login", sha: str = SHA, at: str = "2025-03-01T10:00:00.000000+00:00",
-    reason: str = "merge_conflict", evidence: dict[str, Any] | None = None,
+    todos: Path,
+    *,
+    slug: str = "fix-login",
+    sha: str = SHA,
+    at: str = "2025-03-01T10:00:00.000000+00:00",
+    reason: str = "merge_conflict",
+    evidence: dict[str, Any] | None = None,
 ) -> followup.FollowUp:
     ev = CONFLICT if evidence is None else evidence
     return write_followup(
-        todos, slug=slug, branch="feat/login", sha=sha, reason_code=reason, evidence=ev,
-        next_action=next_action(reason, slug=slug, branch="feat/login", evidence=ev), main_sha=MAIN,
+        todos,
+        slug=slug,
+        branch="feat/login",
+        sha=sha,
+        reason_code=reason,
+        evidence=ev,
+        next_action=next_action(reason, slug=slug, branch="feat/login", evidence=ev),
+        main_sha=MAIN,
         blocked_at=at,
     )
 
@@ -66,22 +77,33 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_first_block_creates_the_todo_and_one_roadmap_entry(tmp_path: Path) -> None:
     note = block(tmp_path)
     folder = tmp_path / "fix-login-integration-blocked"
-    assert note == followup.FollowUp(slug="fix-login-integration-blocked", path=folder, created=True,
-                                     blocked_count=1, roadmap_added=True)
+    assert note == followup.FollowUp(
+        slug="fix-login-integration-blocked", path=folder, created=True, blocked_count=1, roadmap_added=True
+    )
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["implementation-plan.md", "requirements.md", "state.yaml"]
-    assert load(tmp_path / "roadmap.yaml") == [{
-        "slug": "fix-login-integration-blocked",
-        "group": "fix-login",
-        "description": DESCRIPTION,
-    }]
+    assert load(tmp_path / "roadmap.yaml") == [
+        {
+            "slug": "fix-login-integration-blocked",
+            "group": "fix-login",
+            "description": DESCRIPTION,
+        }
+    ]
     state = load(folder / "state.yaml")
     assert state == {
-        "kind": "integration-blocked", "status": "open", "slug": "fix-login",
-        "todo": "fix-login-integration-blocked", "branch": "feat/login", "sha": SHA, "main_sha": MAIN,
-        "reason_code": "merge_conflict", "blocked_count": 1,
+        "kind": "integration-blocked",
+        "status": "open",
+        "slug": "fix-login",
+        "todo": "fix-login-integration-blocked",
+        "branch": "feat/login",
+        "sha": SHA,
+        "main_sha": MAIN,
+        "reason_code": "merge_conflict",
+        "blocked_count": 1,
         "first_blocked_at": "2025-03-01T10:00:00.000000+00:00",
-        "last_blocked_at": "2025-03-01T10:00:00.000000+00:00", "resolved_at": None, "merge_sha": None,
+        "last_blocked_at": "2025-03-01T10:00:00.000000+00:00",
+        "resolved_at": None,
+        "merge_sha": None,
     }
 
 
@@ -107,9 +129,13 @@ def test_requirements_and_plan_carry_evidence_and_commands(tmp_path: Path) -> No
 
 def test_three_blocks_make_one_folder_one_entry_and_count_three(tmp_path: Path) -> None:
     first = block(tmp_path, at="2025-03-01T10:00:00.000000+00:00")
-    second = block(tmp_path, sha=SHA2, at="2025-03-02T10:00:00.000000+00:00", reason="verify_failed",
-                   evidence={"command_line": "pytest -q", "exit_status": 1, "log_tail": "E   boom",
-                             "log_full": "x"})
+    second = block(
+        tmp_path,
+        sha=SHA2,
+        at="2025-03-02T10:00:00.000000+00:00",
+        reason="verify_failed",
+        evidence={"command_line": "pytest -q", "exit_status": 1, "log_tail": "E   boom", "log_full": "x"},
+    )
     third = block(tmp_path, sha=SHA2, at="2025-03-03T10:00:00.000000+00:00")
     assert (first.created, second.created, third.created) == (True, False, False)
     assert (first.roadmap_added, second.roadmap_added, third.roadmap_added) == (True, False, False)
@@ -131,24 +157,47 @@ def test_recording_the_same_block_twice_counts_it_once(tmp_path: Path) -> None:
 
 
 def test_verify_and_git_evidence_render_their_tails(tmp_path: Path) -> None:
-    verify = block(tmp_path, reason="verify_failed", evidence={
-        "command_line": "make test", "exit_status": 2, "timed_out": False, "log_tail": "FAILED x",
-        "log_full": "",
-    })
+    verify = block(
+        tmp_path,
+        reason="verify_failed",
+        evidence={
+            "command_line": "make test",
+            "exit_status": 2,
+            "timed_out": False,
+            "log_tail": "FAILED x",
+            "log_full": "",
+        },
+    )
     text = (verify.path / "requirements.md").read_text(encoding="utf-8")
     assert "Command: `make test` (exit status 2)." in text and "```\nFAILED x\n```" in text
-    other = block(tmp_path, slug="other", reason="git_error", evidence={
-        "command_line": "git fetch origin", "stderr": "fatal: unable to access", "stderr_full": "",
-        "last_line": "fatal: unable to access",
-    })
+    other = block(
+        tmp_path,
+        slug="other",
+        reason="git_error",
+        evidence={
+            "command_line": "git fetch origin",
+            "stderr": "fatal: unable to access",
+            "stderr_full": "",
+            "last_line": "fatal: unable to access",
+        },
+    )
     assert "fatal: unable to access" in (other.path / "requirements.md").read_text(encoding="utf-8")
     moved = block(tmp_path, slug="moved", reason="branch_moved", evidence={"branch_tip": "e" * 40})
     assert f"- branch_tip: `{'e' * 40}`" in (moved.path / "requirements.md").read_text(encoding="utf-8")
 
 
 def test_unknown_main_sha_is_allowed(tmp_path: Path) -> None:
-    note = write_followup(tmp_path, slug="s", branch="b", sha=SHA, reason_code="git_error", evidence={},
-                          next_action="Check the remote.", main_sha="", blocked_at="2025-03-01T00:00Z")
+    note = write_followup(
+        tmp_path,
+        slug="s",
+        branch="b",
+        sha=SHA,
+        reason_code="git_error",
+        evidence={},
+        next_action="Check the remote.",
+        main_sha="",
+        blocked_at="2025-03-01T00:00Z",
+    )
     assert load(note.path / "state.yaml")["main_sha"] is None
     assert "(no evidence recorded)" in (note.path / "requirements.md").read_text(encoding="utf-8")
 
@@ -169,7 +218,7 @@ HOSTILE_ROADMAP = (
     "  description: >-\n"
     "    Folded text\n"
     "    over two lines\n"
-    "  extra: {a: 1, b: \"two\"}\n"
+    '  extra: {a: 1, b: "two"}\n'
     "  tags:\n"
     "  - one\n"
     "  - two\n"
@@ -188,11 +237,9 @@ def test_roadmap_comments_and_foreign_entries_survive_byte_for_byte(tmp_path: Pa
     block(tmp_path)
     after = roadmap.read_bytes()
     assert after.startswith(HOSTILE_ROADMAP.encode())
-    added = after[len(HOSTILE_ROADMAP.encode()):].decode()
+    added = after[len(HOSTILE_ROADMAP.encode()) :].decode()
     assert added == (
-        "- slug: fix-login-integration-blocked\n"
-        "  group: fix-login\n"
-        f"  description: {DESCRIPTION}\n"
+        f"- slug: fix-login-integration-blocked\n  group: fix-login\n  description: {DESCRIPTION}\n"
     )
     data = load(roadmap)
     assert len(data) == 5 and data[-1]["slug"] == "fix-login-integration-blocked"
@@ -227,8 +274,11 @@ def test_roadmap_shapes_keep_their_bytes(tmp_path: Path, original: str, expected
     assert after.startswith(original)
     data = load(roadmap)
     assert len(data) == expected_items
-    assert data[-1] == {"slug": "fix-login-integration-blocked", "group": "fix-login",
-                        "description": data[-1]["description"]}
+    assert data[-1] == {
+        "slug": "fix-login-integration-blocked",
+        "group": "fix-login",
+        "description": data[-1]["description"],
+    }
     if "\r\n" in original:
         assert "\n" not in after.replace("\r\n", "")
 
@@ -286,13 +336,31 @@ def test_hostile_slug_is_rejected_before_any_write(tmp_path: Path, slug: str) ->
 
 def test_bad_branch_sha_and_reason_are_rejected_before_any_write(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="branch"):
-        write_followup(tmp_path, slug="s", branch="-x", sha=SHA, reason_code="git_error", evidence={},
-                       next_action=".", main_sha=MAIN, blocked_at="t")
+        write_followup(
+            tmp_path,
+            slug="s",
+            branch="-x",
+            sha=SHA,
+            reason_code="git_error",
+            evidence={},
+            next_action=".",
+            main_sha=MAIN,
+            blocked_at="t",
+        )
     with pytest.raises(InvalidInput, match="sha"):
         block(tmp_path, sha="HEAD")
     with pytest.raises(InvalidInput, match="reason_code"):
-        write_followup(tmp_path, slug="s", branch="b", sha=SHA, reason_code="nope", evidence={},
-                       next_action=".", main_sha=MAIN, blocked_at="t")
+        write_followup(
+            tmp_path,
+            slug="s",
+            branch="b",
+            sha=SHA,
+            reason_code="nope",
+            evidence={},
+            next_action=".",
+            main_sha=MAIN,
+            blocked_at="t",
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -380,9 +448,9 @@ EXAMPLE_EVIDENCE: dict[str, Any] = {
         ),
         "src/auth/login.py": (
             "@@ lines 4-11 @@\ndef login(user, password):\n    if not user.check(password):\n"
-            "        raise PermissionError(\"bad password\")\n<<<<<<< main (5f4bdf6aa9)\n"
+            '        raise PermissionError("bad password")\n<<<<<<< main (5f4bdf6aa9)\n'
             "    return issue(user, ttl=settings.TOKEN_TTL)\n=======\n"
-            "    return issue(user, ttl=900, scope=\"web\")\n>>>>>>> candidate (42bf83da3b)"
+            '    return issue(user, ttl=900, scope="web")\n>>>>>>> candidate (42bf83da3b)'
         ),
     },
     "base": "9a272911b2357efa32202c9b00de2c629084cf8c",
@@ -407,10 +475,17 @@ def test_the_rendered_example_in_the_docs_is_what_the_code_writes(tmp_path: Path
     )
     for at in ("2025-03-01T10:05:00.123456+00:00", "2025-03-01T11:40:00.000000+00:00"):
         note = write_followup(
-            tmp_path, slug="fix-login", branch="feat/login", sha=EXAMPLE_SHA, reason_code="merge_conflict",
-            evidence=EXAMPLE_EVIDENCE, main_sha=EXAMPLE_MAIN, blocked_at=at,
-            next_action=next_action("merge_conflict", slug="fix-login", branch="feat/login",
-                                    evidence=EXAMPLE_EVIDENCE),
+            tmp_path,
+            slug="fix-login",
+            branch="feat/login",
+            sha=EXAMPLE_SHA,
+            reason_code="merge_conflict",
+            evidence=EXAMPLE_EVIDENCE,
+            main_sha=EXAMPLE_MAIN,
+            blocked_at=at,
+            next_action=next_action(
+                "merge_conflict", slug="fix-login", branch="feat/login", evidence=EXAMPLE_EVIDENCE
+            ),
         )
     prefix = "todos/fix-login-integration-blocked/"
     for name in ("requirements.md", "implementation-plan.md", "state.yaml"):
