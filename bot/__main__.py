@@ -11,36 +11,55 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
 
-from bot.config import BotOptions, parse_args
+import click
+
 from bot.runtime import BotRuntime
-from integrator.config import Config, load_config
+from integrator.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config, load_config
 from integrator.errors import IntegratorError
 
 
-async def serve(cfg: Config, options: BotOptions) -> None:
+async def serve(cfg: Config, *, sync_commands: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     token = cfg.discord_token.get_secret_value() if cfg.discord_token is not None else None
-    await BotRuntime(cfg, token=token, sync_commands=options.sync_commands).run(stop)
+    await BotRuntime(cfg, token=token, sync_commands=sync_commands).run(stop)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    options = parse_args(argv)
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="PATH",
+    help=f"Path to {DEFAULT_CONFIG_NAME} (default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG_NAME}).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+# Registering the commands with Discord is one bulk PUT; harmless on every start, but it can be
+# turned off when several bots share one application.
+@click.option("--no-sync", "no_sync", is_flag=True, help="Do not register /integrate on start.")
+def cli(config_path: str | None, verbose: bool, no_sync: bool) -> None:
+    """The integrator and its Discord bot in one process.
+
+    Without DISCORD_TOKEN it runs headless and prints notifications to the console.
+    """
     logging.basicConfig(
-        level=logging.DEBUG if options.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
-        cfg = load_config(options.config_path)
-        asyncio.run(serve(cfg, options))
+        cfg = load_config(config_path)
+        asyncio.run(serve(cfg, sync_commands=not no_sync))
     except IntegratorError as err:  # a bad config, an unusable database: one line, the core's status
-        print(f"error: {err.message}", file=sys.stderr)
+        click.echo(f"error: {err.message}", err=True)
         sys.exit(err.exit_status)
+
+
+def main() -> None:
+    cli(prog_name="teleclaude-bot")
 
 
 if __name__ == "__main__":

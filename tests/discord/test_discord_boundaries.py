@@ -43,7 +43,7 @@ def test_adapter_modules_load_without_importing_discord() -> None:
 def test_the_headless_bot_never_imports_discord() -> None:
     # Without a token the bot is the integrator plus console lines: no reason to pay for discord.py.
     code = (
-        "import sys, bot.__main__, bot.runtime, bot.notify, bot.supervise, bot.config; "
+        "import sys, bot.__main__, bot.runtime, bot.notify, bot.supervise; "
         "print(sorted(m for m in sys.modules if m == 'discord' or m.startswith('discord.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
