@@ -135,6 +135,8 @@ class Workflow:
         started = time.monotonic()
         cfg = self.cfg
         repo, t = cfg.repo, cfg.git_timeout_s
+        secrets = self._secrets()  # the credential: sent in the push's environment, redacted from evidence
+        push_env = authority.credential_push_env(cfg) if secrets else None
         last_push_error = ""
         for attempt in range(cfg.push_retries + 1):
             try:
@@ -182,7 +184,7 @@ class Workflow:
                     merge_sha,
                     main_before,
                     timeout=t,
-                    env=authority.credential_push_env(cfg) if self._secrets() else None,
+                    env=push_env,
                 )
                 if pushed.ok:
                     await self._checkpoint(
@@ -195,7 +197,7 @@ class Workflow:
                     evidence = blocked.git_failure_evidence(
                         ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"],
                         pushed.stderr,
-                        secrets=self._secrets(),
+                        secrets=secrets,
                     )
                     return await self.block(item, "push_rejected", evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
@@ -204,10 +206,10 @@ class Workflow:
             except GitError as err:
                 if err.transient:
                     return await self.requeue_for_fault(item, err)
-                evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=self._secrets())
+                evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
                 return await self.block(item, "git_error", evidence, main_sha=view.main_sha if view else None)
         evidence = blocked.git_failure_evidence(
-            ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=self._secrets()
+            ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=secrets
         )
         evidence["retries"] = cfg.push_retries
         return await self.block(item, "push_rejected", evidence, main_sha=view.main_sha if view else None)
