@@ -5,7 +5,7 @@ Only ``HTTPClient.request`` (REST: login, ``channel.send``) and ``AsyncWebhookAd
 wire (ConnectionState parsers, CommandTree, ViewStore, DynamicItem, Embed, File) is the real code,
 so a test asserts on the exact request Discord would receive.
 
-Measured facts this relies on are in ``/work/shared/notes/discord-offline-testing.md``.
+Measured facts this relies on are in ``../shared/notes/discord-offline-testing.md`` (beside the project).
 """
 
 from __future__ import annotations
