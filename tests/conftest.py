@@ -6,7 +6,9 @@ Nothing here fakes git or SQLite; helpers only save typing.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ import pytest_asyncio
 
 from integrator.config import Config, build_config, write_config
 from integrator.events import Event, make_event, utcnow
+from integrator.runner import Runner
 from integrator.sandbox import Sandbox, Worker
 from integrator.service import Integrator
 
@@ -129,6 +132,40 @@ def push_feature(
     sha = w.commit(files, f"{slug}: change")
     w.push(name)
     return Feature(slug, name, sha, w)
+
+
+def db_rows(cfg: Config, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+    """Read the product's database as an outsider would: read-only, never creating the file."""
+    conn = sqlite3.connect(f"file:{cfg.db}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(sql, params))
+    finally:
+        conn.close()
+
+
+async def emit_ready(cfg: Config, *features: Feature) -> None:
+    """Declare each feature ready through the service and insist it was queued."""
+    async with await Integrator.open(cfg) as integ:
+        for f in features:
+            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
+            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
+
+
+async def run_once(cfg: Config) -> None:
+    """One in-process ``run --once`` drain."""
+    async with await Integrator.open(cfg) as integ:
+        await asyncio.wait_for(Runner(cfg, integ.store).run(asyncio.Event(), once=True), 60)
+
+
+def ok(cfg: Config, *args: str) -> str:
+    result = cli(cfg, *args)
+    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def as_json(cfg: Config, *args: str) -> Any:
+    return json.loads(ok(cfg, *args, "--json"))
 
 
 def cli(

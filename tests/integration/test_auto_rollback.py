@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conftest import INTEGRATOR, Feature, cli, make_config, push_feature, wait_for
+from conftest import INTEGRATOR, Feature, cli, db_rows, make_config, push_feature, wait_for
 
 from integrator import settings
 from integrator.config import Config
@@ -51,15 +50,6 @@ def emit_ready(cfg: Config, feature: Feature) -> None:
             "payload": {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": now},
         },
     )
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(cfg.db, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def setting(cfg: Config, key: str) -> Any:

@@ -8,13 +8,12 @@ deleted after it was declared ready, a corrupt object in the integrator's own cl
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import Feature, cli, make_config, push_feature
+from conftest import Feature, as_json, cli, db_rows, make_config, ok, push_feature
 from ruamel.yaml import YAML
 
 from integrator.config import Config
@@ -62,25 +61,6 @@ def emit_ready(cfg: Config, slug: str, branch: str, sha: str, *, round_: int = 1
     report: dict[str, Any] = json.loads(result.stdout)
     assert report["stored"] == 3, report
     return report
-
-
-def ok(cfg: Config, *args: str) -> str:
-    result = cli(cfg, *args)
-    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def as_json(cfg: Config, *args: str) -> Any:
-    return json.loads(ok(cfg, *args, "--json"))
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(cfg.db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def git(path: Path, *args: str) -> str:

@@ -11,40 +11,20 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Feature, cli, make_config, push_feature, readiness_events
+from conftest import Feature, cli, db_rows, emit_ready, make_config, push_feature
 
 from integrator import git
 from integrator.checkpoint import PHASES
 from integrator.config import Config
 from integrator.sandbox import Sandbox
-from integrator.service import Integrator
 from integrator.workflow import KILL_ENV
 
 # Short lease: the restarted process waits for the dead holder's lease to expire.
 LEASE = {"lease_ttl_s": 1.0, "lease_renew_s": 0.25}
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(
-        f"file:{cfg.db}?mode=ro", uri=True
-    )  # never create the file before the product does
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
-
-
-async def emit_ready(cfg: Config, *features: Feature) -> None:
-    async with await Integrator.open(cfg) as integ:
-        for f in features:
-            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
-            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
 
 
 def first_parent_merges(sandbox: Sandbox) -> list[tuple[str, list[str], str]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import INTEGRATOR, Feature, cli, make_config, push_feature, wait_for
+from conftest import INTEGRATOR, Feature, as_json, cli, db_rows, make_config, ok, push_feature, wait_for
 
 from integrator.config import Config
 from integrator.events import utcnow
@@ -49,29 +48,10 @@ def emit_ready(cfg: Config, feature: Feature) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def ok(cfg: Config, *args: str) -> str:
-    result = cli(cfg, *args)
-    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def as_json(cfg: Config, *args: str) -> Any:
-    return json.loads(ok(cfg, *args, "--json"))
-
-
 def refused(cfg: Config, *args: str) -> str:
     result = cli(cfg, *args)
     assert result.returncode == 1, f"{args} was expected to be refused:\n{result.stdout}{result.stderr}"
     return result.stderr
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(cfg.db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def mode_notes(cfg: Config) -> list[dict[str, Any]]:

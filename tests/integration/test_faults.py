@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Feature, async_wait_for, cli, make_config, push_feature, readiness_events
+from conftest import (
+    Feature,
+    async_wait_for,
+    cli,
+    db_rows,
+    emit_ready,
+    make_config,
+    push_feature,
+    run_once,
+)
 
 from integrator import git
 from integrator.config import Config
@@ -30,15 +39,6 @@ from integrator.service import Integrator
 from integrator.workflow import BEFORE_PUSH_ENV
 
 NO_ROLLBACK = {"rollback": {"enabled": False}}
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(f"file:{cfg.db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
 
 
 def outcomes(cfg: Config, kind: str) -> list[dict[str, Any]]:
@@ -53,18 +53,6 @@ def queue_of(cfg: Config, slug: str) -> sqlite3.Row:
         " WHERE c.slug = ?",
         (slug,),
     )[0]
-
-
-async def emit_ready(cfg: Config, *features: Feature) -> None:
-    async with await Integrator.open(cfg) as integ:
-        for f in features:
-            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
-            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
-
-
-async def run_once(cfg: Config) -> None:
-    async with await Integrator.open(cfg) as integ:
-        await asyncio.wait_for(Runner(cfg, integ.store).run(asyncio.Event(), once=True), 60)
 
 
 @contextlib.asynccontextmanager

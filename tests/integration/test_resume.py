@@ -8,12 +8,11 @@ the queue and is taken by the lease holder like any other.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import Feature, cli, make_config, push_feature
+from conftest import Feature, as_json, cli, db_rows, make_config, ok, push_feature
 
 from integrator.config import Config
 from integrator.events import utcnow
@@ -59,16 +58,6 @@ def emit_ready(cfg: Config, feature: Feature, *, sha: str | None = None, round_:
     assert result.returncode == 0, result.stderr
 
 
-def ok(cfg: Config, *args: str) -> str:
-    result = cli(cfg, *args)
-    assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def as_json(cfg: Config, *args: str) -> Any:
-    return json.loads(ok(cfg, *args, "--json"))
-
-
 def refused(cfg: Config, slug: str) -> str:
     result = cli(cfg, "resume", slug)
     assert result.returncode == 1, (
@@ -84,15 +73,6 @@ def blocked_by_slug(cfg: Config) -> dict[str, dict[str, Any]]:
 
 def git(path: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(cfg.db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def setup(tmp_path: Path, **config: Any) -> tuple[Sandbox, Config]:

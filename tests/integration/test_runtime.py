@@ -20,28 +20,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INTEGRATOR, Feature, cli, make_config, push_feature, readiness_events, wait_for
+from conftest import (
+    INTEGRATOR,
+    Feature,
+    cli,
+    db_rows,
+    emit_ready,
+    make_config,
+    push_feature,
+    readiness_events,
+    run_once,
+    wait_for,
+)
 
 from integrator import git
 from integrator.config import Config
 from integrator.events import Event
-from integrator.runner import Runner
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from integrator.workflow import BEFORE_PUSH_ENV
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(
-        f"file:{cfg.db}?mode=ro", uri=True
-    )  # never create the file before the product does
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
 
 
 def outcomes(cfg: Config, kind: str) -> list[dict[str, Any]]:
@@ -63,18 +62,6 @@ def queue_status(cfg: Config) -> dict[str, str]:
 async def emit(cfg: Config, events: list[Event]) -> list[dict[str, Any]]:
     async with await Integrator.open(cfg) as integ:
         return (await integ.emit(events)).candidates
-
-
-async def emit_ready(cfg: Config, *features: Feature) -> None:
-    async with await Integrator.open(cfg) as integ:
-        for f in features:
-            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
-            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
-
-
-async def run_once(cfg: Config) -> None:
-    async with await Integrator.open(cfg) as integ:
-        await asyncio.wait_for(Runner(cfg, integ.store).run(asyncio.Event(), once=True), 60)
 
 
 def show(sandbox: Sandbox, fmt: str, rev: str = "refs/heads/main") -> str:

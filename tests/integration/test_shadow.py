@@ -11,27 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from conftest import Feature, async_wait_for, cli, make_config, push_feature, readiness_events
+from conftest import (
+    async_wait_for,
+    cli,
+    db_rows,
+    emit_ready,
+    make_config,
+    push_feature,
+)
 
 from integrator import git
 from integrator.config import Config
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
-
-
-def db_rows(cfg: Config, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(f"file:{cfg.db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, params))
-    finally:
-        conn.close()
 
 
 def predictions(cfg: Config) -> dict[str, dict[str, Any]]:
@@ -49,13 +46,6 @@ def statuses(cfg: Config) -> dict[str, tuple[str, str]]:
         "SELECT c.slug, c.status AS cand, q.status FROM queue q JOIN candidates c ON c.id = q.candidate_id",
     )
     return {r["slug"]: (r["cand"], r["status"]) for r in found}
-
-
-async def emit_ready(cfg: Config, *features: Feature) -> None:
-    async with await Integrator.open(cfg) as integ:
-        for f in features:
-            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
-            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
 
 
 def g(cwd: Path, *args: str) -> str:
