@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from authority_helpers import g, make_setup, wait_for
+from authority_helpers import g, make_setup
+from conftest import wait_for
 
 from integrator import remote_serve
 

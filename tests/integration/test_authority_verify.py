@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from authority_helpers import Setup, g, make_setup, wait_for
+from authority_helpers import Setup, g, make_setup
+from conftest import wait_for
 
 from integrator import authority, remote_serve
 

@@ -10,7 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from authority_helpers import Setup, g, make_setup, wait_for
+from authority_helpers import Setup, g, make_setup
+from conftest import wait_for
 
 from integrator import authority
 

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from authority_helpers import g, make_setup, snapshot, wait_for
+from authority_helpers import g, make_setup, snapshot
+from conftest import wait_for
 
 from integrator import authority
 from integrator.service import Integrator
