@@ -283,6 +283,16 @@ async def unreachable_from(repo: Path, shas: Sequence[str], tip: str, *, timeout
     return {sha for sha in shas if sha in printed}
 
 
+async def merged_tips(repo: Path, remote: str, main_sha: str, *, timeout: float) -> frozenset[str]:
+    """The tips of ``remote``'s branches that are already reachable from ``main_sha``: one walk for all."""
+    res = await run(
+        ["for-each-ref", "--format=%(objectname)", f"--merged={main_sha}", "--", f"refs/remotes/{remote}/"],
+        cwd=repo,
+        timeout=timeout,
+    )
+    return frozenset(res.stdout.split())
+
+
 async def refs_containing(repo: Path, sha: str, prefix: str, *, timeout: float) -> list[str] | None:
     """Refs under ``prefix`` that contain ``sha``; None when the object is not in the repository."""
     res = await run(

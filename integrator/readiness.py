@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,8 @@ class GitView:
 
     main_sha: str | None
     tips: dict[str, str] = field(default_factory=dict)
+    # Tips of remote branches already on main, when a check cycle asked (one git call for all).
+    merged: frozenset[str] | None = None
 
 
 async def observe(
@@ -291,9 +293,15 @@ async def git_reasons(
     repo: Path, view: GitView, remote: str, cand: Candidate, *, policy: str, timeout: float
 ) -> list[Reason]:
     """Conditions 4 and 5 of DESIGN §5 against the refs of ``view``; empty means ready."""
-    if view.main_sha and await reachable(repo, cand.sha, view.main_sha, timeout=timeout):
-        return [Reason("on_main", f"{cand.sha[:10]} is already on {remote}/main")]
     tip = view.tips.get(cand.branch)
+    if view.merged is not None and tip == cand.sha:
+        on_main = cand.sha in view.merged  # answered by the cycle's one for-each-ref, no git call here
+    else:
+        on_main = bool(view.main_sha) and await reachable(
+            repo, cand.sha, view.main_sha or "", timeout=timeout
+        )
+    if on_main:
+        return [Reason("on_main", f"{cand.sha[:10]} is already on {remote}/main")]
     if tip == cand.sha:
         return []
     containing = await git.refs_containing(repo, cand.sha, f"refs/remotes/{remote}/", timeout=timeout)
@@ -403,6 +411,8 @@ async def check_cycle(
 
             await store.write(note)
             raise
+    if view.main_sha and view.merged is None:
+        view = replace(view, merged=await git.merged_tips(repo, remote, view.main_sha, timeout=timeout))
     verdicts = [
         (cand, await git_reasons(repo, view, remote, cand, policy=policy, timeout=timeout))
         for cand in waiting
