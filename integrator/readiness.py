@@ -342,7 +342,7 @@ def waiting_on_git(conn: sqlite3.Connection) -> list[Candidate]:
 
 
 def settle(
-    conn: sqlite3.Connection, cand: Candidate, reasons: list[Reason], *, main_sha: str | None, now: str
+    conn: sqlite3.Connection, cand: Candidate, reasons: list[Reason], *, now: str
 ) -> queue.Item | None:
     """Write a git verdict for a candidate that is still waiting: enqueue it, mark it on main, or keep reasons."""
     current = get(conn, cand.id)
@@ -418,13 +418,12 @@ async def check_cycle(
         for cand in waiting
     ]
     now = iso(utcnow())
-    main_sha = view.main_sha
 
     def write(conn: sqlite3.Connection) -> bool:
         moved = False
         for cand, reasons in verdicts:
             before = get(conn, cand.id)
-            settle(conn, cand, reasons, main_sha=main_sha, now=now)
+            settle(conn, cand, reasons, now=now)
             after = get(conn, cand.id)
             moved = moved or (before is not None and after is not None and before.status != after.status)
         return moved
