@@ -122,3 +122,20 @@ def paused(reason: str | None = "release freeze", nid: int = 42) -> dict[str, An
 
 def unpaused(nid: int = 42) -> dict[str, Any]:
     return notification("unpaused", {"by": "bob", "reason": None, "at": AT}, nid)
+
+
+def every_kind() -> list[dict[str, Any]]:
+    """One notification of every kind the adapter renders (and both variants where a flag changes it)."""
+    return [
+        ready(),
+        superseded(),
+        completed(),
+        completed(already_on_main=True),
+        blocked(),
+        shadow(),
+        mode_changed(),
+        mode_changed(automatic=True),
+        stall(),
+        paused(),
+        unpaused(),
+    ]

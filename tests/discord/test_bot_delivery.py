@@ -22,17 +22,7 @@ from integrator.events import iso, utcnow
 from teleclaude.adapters.discord_render import render
 
 EVERY_KIND = [
-    samples.ready(),
-    samples.superseded(),
-    samples.completed(),
-    samples.completed(already_on_main=True),
-    samples.blocked(),
-    samples.shadow(),
-    samples.mode_changed(),
-    samples.mode_changed(automatic=True),
-    samples.stall(),
-    samples.paused(),
-    samples.unpaused(),
+    *samples.every_kind(),
     samples.notification("fault", {"kind": "git", "message": "fetch timed out"}),
 ]
 

@@ -8,25 +8,13 @@ from typing import Any
 import discord
 import pytest
 import samples
+from botkit import POST
 from harness import CHANNEL_ID, Harness, components_of, text_channel
 
 from teleclaude.adapters.discord_adapter import DiscordAdapter
 from teleclaude.adapters.discord_render import evidence_text, render
 
-POST = "POST /channels/{channel_id}/messages"
-EVERY_KIND = [
-    samples.ready(),
-    samples.superseded(),
-    samples.completed(),
-    samples.completed(already_on_main=True),
-    samples.blocked(),
-    samples.shadow(),
-    samples.mode_changed(),
-    samples.mode_changed(automatic=True),
-    samples.stall(),
-    samples.paused(),
-    samples.unpaused(),
-]
+EVERY_KIND = samples.every_kind()
 
 
 async def _send(harness: Harness, notification: dict[str, Any], adapter: DiscordAdapter | None = None) -> Any:
