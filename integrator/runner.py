@@ -23,6 +23,7 @@ from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost
 from integrator.events import iso, utcnow
+from integrator.phases import PhaseProbe
 from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
 from integrator.store import Store
@@ -49,6 +50,7 @@ class Runner:
         holder: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         force_shadow: bool = False,
+        probe: PhaseProbe | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -57,7 +59,7 @@ class Runner:
         self.force_shadow = force_shadow
         self.lease: leases.Lease | None = None
         self._lost = asyncio.Event()
-        self.workflow = Workflow(cfg, store, self.guard, clock)
+        self.workflow = Workflow(cfg, store, self.guard, clock, probe=probe)
         self.shadow = ShadowDrain(cfg, store, clock)
         self.integ = Integrator(cfg, store, clock)
         self._backoff = 0.0

@@ -33,6 +33,7 @@ from integrator import (
     followup,
     git,
     outbox,
+    phases,
     queue,
     readiness,
     safety,
@@ -43,12 +44,8 @@ from integrator.errors import GitError, IntegratorError
 from integrator.events import iso, make_event
 from integrator.journal import append
 from integrator.lease import Lease
+from integrator.phases import PhaseProbe
 from integrator.store import Store
-
-KILL_ENV = "INTEGRATOR_TEST_KILL_AT"  # fault injection for the crash tests only
-# Test only: a shell command run just before each push, so a test can move main (or break the remote)
-# between the merge and the push deterministically. Never set in production.
-BEFORE_PUSH_ENV = "INTEGRATOR_TEST_BEFORE_PUSH"
 
 Guard = Callable[[], Awaitable[Lease]]
 OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued"]
@@ -66,18 +63,6 @@ class Outcome:
     detail: dict[str, Any]
 
 
-def _kill_point(phase: str) -> None:
-    if os.environ.get(KILL_ENV) == phase:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-async def _before_push_hook() -> None:
-    command = os.environ.get(BEFORE_PUSH_ENV)
-    if command:
-        proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL)
-        await proc.wait()
-
-
 def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
     title = f"Integrate {item.slug} ({item.branch} @ {item.sha[:10]})"
     if cfg.merge_strategy == "merge":
@@ -88,11 +73,20 @@ def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
 class Workflow:
     """Runs one queue item to exactly one outcome; the runner owns the lease and the loop."""
 
-    def __init__(self, cfg: Config, store: Store, guard: Guard, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        guard: Guard,
+        clock: Callable[[], datetime],
+        *,
+        probe: PhaseProbe | None = None,
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.guard = guard
         self.clock = clock
+        self.probe = probe or phases.installed()
 
     def _now(self) -> str:
         return iso(self.clock())
@@ -105,7 +99,7 @@ class Workflow:
             checkpoint.save(conn, item.id, phase, fencing=lease.fencing, data=data, now=now)
 
         await self.store.write(write)
-        _kill_point(phase)
+        await self.probe(phase)
         return lease
 
     # --- the phases -------------------------------------------------------------------------------
@@ -127,7 +121,7 @@ class Workflow:
 
         item = await self.store.write(write)
         if item is not None:
-            _kill_point("dequeued")
+            await self.probe("dequeued")
         return item
 
     async def integrate(self, item: queue.Item, view: readiness.GitView | None = None) -> Outcome:
@@ -170,13 +164,14 @@ class Workflow:
                     repo, merge.tree, parents, commit_message(cfg, item, self._holder()), timeout=t
                 )
                 await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
+                await self.probe("verify")
                 failure = await self._verify(merge_sha)
                 if failure is not None:
                     return await self.block(item, "verify_failed", failure, main_sha=main_before)
                 lease = await self._checkpoint(
                     item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
                 )
-                await _before_push_hook()
+                await self.probe("before_push")
                 pushed = await git.push_main(
                     repo,
                     cfg.remote,
@@ -349,7 +344,7 @@ class Workflow:
             )
 
         await self.store.write(write, notify=True)
-        _kill_point("recorded")
+        await self.probe("recorded")
         await asyncio.to_thread(
             followup.resolve_followup, self.cfg.todos_dir, item.slug, merge_sha=merge_sha, resolved_at=now
         )
@@ -422,7 +417,7 @@ class Workflow:
             outbox.add(conn, "integration_blocked", {**payload, "follow_up_path": str(note.path)}, now=now)
 
         await self.store.write(write, notify=True)
-        _kill_point("recorded")
+        await self.probe("recorded")
         return Outcome("blocked", payload)
 
     async def supersede(self, item: queue.Item, by_sha: str) -> Outcome:

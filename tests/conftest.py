@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from support import killpoints
 
 from integrator.config import Config, build_config, write_config
 from integrator.events import Event, make_event, utcnow
+from integrator.phases import PhaseProbe
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox, Worker
 from integrator.service import Integrator
@@ -154,10 +156,10 @@ async def emit_ready(cfg: Config, *features: Feature) -> None:
             assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
 
 
-async def run_once(cfg: Config) -> None:
-    """One in-process ``run --once`` drain."""
+async def run_once(cfg: Config, *, probe: PhaseProbe | None = None) -> None:
+    """One in-process ``run --once`` drain (``probe``: a phase probe, e.g. ``killpoints.probe(...)``)."""
     async with await Integrator.open(cfg) as integ:
-        await asyncio.wait_for(Runner(cfg, integ.store).run(asyncio.Event(), once=True), 60)
+        await asyncio.wait_for(Runner(cfg, integ.store, probe=probe).run(asyncio.Event(), once=True), 60)
 
 
 def ok(cfg: Config, *args: str) -> str:
@@ -176,12 +178,15 @@ def cli(
     input: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
+    probe: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``integrator`` console script."""
+    """Run the real ``integrator`` console script; with ``probe`` (``killpoints`` variables), through
+    the test-only wrapper that installs a phase probe first."""
     path = cfg.config_path if isinstance(cfg, Config) else cfg
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **(env or {}), **(probe or {})}
+    program = killpoints.command("integrator") if probe else [INTEGRATOR]
     return subprocess.run(
-        [INTEGRATOR, "--config", str(path), *args],
+        [*program, "--config", str(path), *args],
         input=input,
         capture_output=True,
         text=True,

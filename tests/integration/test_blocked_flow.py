@@ -15,6 +15,7 @@ from typing import Any
 
 from conftest import Feature, as_json, cli, db_rows, make_config, ok, push_feature
 from ruamel.yaml import YAML
+from support.killpoints import KILL_AT
 
 from integrator.config import Config
 from integrator.events import utcnow
@@ -416,7 +417,7 @@ def test_repeated_blocks_and_restarts_keep_one_followup_and_the_roadmap_bytes(tm
     # Third block: the first attempt is killed after its merge check, the restart recovers and blocks it.
     third = conflicting_fix(beta, "beta3")
     emit_ready(cfg, beta.slug, beta.branch, third, round_=3)
-    killed = cli(cfg, "run", "--once", env={"INTEGRATOR_TEST_KILL_AT": "verified_ready"})
+    killed = cli(cfg, "run", "--once", probe={KILL_AT: "verified_ready"})
     assert killed.returncode == -9
     assert state_yaml(cfg, "beta")["blocked_count"] == 2
     ok(cfg, "run", "--once")

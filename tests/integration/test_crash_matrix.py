@@ -1,7 +1,7 @@
 """Crash safety (DESIGN §7): SIGKILL the real ``integrator run --once`` at each phase, then restart it.
 
-The fault-injection point is ``INTEGRATOR_TEST_KILL_AT=<phase>`` (``workflow._kill_point``): the
-process kills itself right after writing that phase's checkpoint (or, for ``recorded``, right after
+The fault injection is test-only wiring: ``killpoints.KILL_AT=<phase>`` through the wrapper
+``tests/support/killpoints.py``, which installs a phase probe and runs the real CLI. The process kills itself right after writing that phase's checkpoint (or, for ``recorded``, right after
 the outcome's transaction). A second ``integrator run --once`` without the variable must settle
 everything: no candidate lost, none pushed twice, and ``main`` a valid first-parent history whose
 every merge is a completed candidate.
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import Feature, cli, db_rows, emit_ready, make_config, push_feature
+from support.killpoints import BEFORE_PUSH, KILL_AT
 
 from integrator import git
 from integrator.checkpoint import PHASES
 from integrator.config import Config
 from integrator.sandbox import Sandbox
-from integrator.workflow import KILL_ENV
 
 # Short lease: the restarted process waits for the dead holder's lease to expire.
 LEASE = {"lease_ttl_s": 1.0, "lease_renew_s": 0.25}
@@ -93,7 +93,7 @@ async def test_sigkill_at_each_phase_then_restart_settles_everything(
     await emit_ready(cfg, first, second)
     initial = sandbox.main_sha()
 
-    killed = cli(cfg, "run", "--once", env={KILL_ENV: phase})
+    killed = cli(cfg, "run", "--once", probe={KILL_AT: phase})
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
 
     # The kill happened where it was asked to: main is pushed only from the `pushed` phase on.
@@ -139,7 +139,7 @@ async def test_sigkill_after_squash_push_is_recorded_once(tmp_path: Path, sandbo
     cfg = make_config(tmp_path, sandbox, merge_strategy="squash", **LEASE)
     feature = push_feature(sandbox, "squashed", {"s.txt": "s\n"})
     await emit_ready(cfg, feature)
-    killed = cli(cfg, "run", "--once", env={KILL_ENV: "pushed"})
+    killed = cli(cfg, "run", "--once", probe={KILL_AT: "pushed"})
     assert killed.returncode == -signal.SIGKILL
     landed = sandbox.main_sha()
     restarted = cli(cfg, "run", "--once")
@@ -150,3 +150,19 @@ async def test_sigkill_after_squash_push_is_recorded_once(tmp_path: Path, sandbo
     assert len(history) == 2
     completed = db_rows(cfg, "SELECT payload FROM events WHERE type = 'integration_completed'")
     assert [json.loads(r["payload"])["merge_sha"] for r in completed] == [landed]
+
+
+async def test_the_installed_cli_ignores_the_test_switches(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Only the wrapper under tests/ acts on them: the real console script integrates as usual."""
+    cfg = make_config(tmp_path, sandbox, **LEASE)
+    feature = push_feature(sandbox, "plain", {"p.txt": "p\n"})
+    await emit_ready(cfg, feature)
+    hook_ran = tmp_path / "hook-ran"
+    switches = {KILL_AT: "merged", BEFORE_PUSH: f"touch {hook_ran}"}
+    result = cli(cfg, "run", "--once", env=switches)
+    assert result.returncode == 0, result.stderr
+    assert not hook_ran.exists()
+    assert_consistent(sandbox, cfg, [feature])
+    product = [Path(__file__).parents[2] / d for d in ("integrator", "bot", "teleclaude")]
+    readers = [p for d in product for p in d.rglob("*.py") if "INTEGRATOR_TEST_" in p.read_text()]
+    assert readers == []

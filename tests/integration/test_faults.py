@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import (
     Feature,
     async_wait_for,
@@ -30,13 +29,13 @@ from conftest import (
     push_feature,
     run_once,
 )
+from support import killpoints
 
 from integrator import git
 from integrator.config import Config
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
-from integrator.workflow import BEFORE_PUSH_ENV
 
 NO_ROLLBACK = {"rollback": {"enabled": False}}
 
@@ -184,17 +183,15 @@ def move_main_command(sandbox: Sandbox, counter: Path, *, times: int) -> str:
     )
 
 
-async def test_main_moved_before_the_push_is_refetched_and_retried(
-    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_main_moved_before_the_push_is_refetched_and_retried(tmp_path: Path, sandbox: Sandbox) -> None:
     cfg = make_config(tmp_path, sandbox)
     feature = push_feature(sandbox, "raced", {"raced.txt": "r\n"})
     await emit_ready(cfg, feature)
     initial = sandbox.main_sha()
     counter = tmp_path / "moves"
-    monkeypatch.setenv(BEFORE_PUSH_ENV, move_main_command(sandbox, counter, times=1))
+    mover = killpoints.probe(before_push=move_main_command(sandbox, counter, times=1))
 
-    await run_once(cfg)
+    await run_once(cfg, probe=mover)
 
     assert counter.read_text().strip() == "1"
     merge, moved, first = sandbox.main_log("%H")
@@ -206,15 +203,15 @@ async def test_main_moved_before_the_push_is_refetched_and_retried(
 
 
 async def test_main_moving_every_time_blocks_with_push_rejected_after_the_retry_limit(
-    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: Sandbox
 ) -> None:
     cfg = make_config(tmp_path, sandbox, push_retries=2)
     feature = push_feature(sandbox, "starved", {"s.txt": "s\n"})
     await emit_ready(cfg, feature)
     counter = tmp_path / "moves"
-    monkeypatch.setenv(BEFORE_PUSH_ENV, move_main_command(sandbox, counter, times=100))
+    mover = killpoints.probe(before_push=move_main_command(sandbox, counter, times=100))
 
-    await run_once(cfg)
+    await run_once(cfg, probe=mover)
 
     assert counter.read_text().strip() == "3"  # the first try and two retries
     assert not landed(sandbox, feature)

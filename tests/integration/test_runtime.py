@@ -32,13 +32,13 @@ from conftest import (
     run_once,
     wait_for,
 )
+from support import killpoints
 
 from integrator import git
 from integrator.config import Config
 from integrator.events import Event
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
-from integrator.workflow import BEFORE_PUSH_ENV
 
 # --- helpers ----------------------------------------------------------------------------------------
 
@@ -248,7 +248,7 @@ async def test_a_failed_merge_is_never_read_as_already_integrated(sandbox: Sandb
 
 
 async def test_a_newer_finalize_during_the_flight_supersedes_the_candidate_in_flight(
-    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: Sandbox
 ) -> None:
     """The worker re-finalizes while the integrator is between merge and push and main moves: the
     retry's readiness re-check finds a newer candidate for the slug, records ``superseded`` (never
@@ -271,9 +271,7 @@ async def test_a_newer_finalize_during_the_flight_supersedes_the_candidate_in_fl
         f"cd {mover} && git fetch -q origin && git reset -q --hard origin/main && "
         f"git commit -q --allow-empty -m moved && git push -q origin HEAD:refs/heads/main"
     )
-    monkeypatch.setenv(BEFORE_PUSH_ENV, hook)
-
-    await run_once(cfg)
+    await run_once(cfg, probe=killpoints.probe(before_push=hook))
 
     assert once.exists()
     [superseded] = outcomes(cfg, "superseded")

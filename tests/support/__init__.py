@@ -1,0 +1,1 @@
+"""Test-only wiring shared by the suites (never imported by the product)."""
