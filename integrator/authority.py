@@ -444,7 +444,7 @@ def live_mode(cfg: Config) -> str:
     Read through a read-only connection, so a remote installed before ``init`` creates no database.
     """
     from integrator import settings
-    from integrator.rollout_evidence import StoreUnavailable, read_store
+    from integrator.readonly import StoreUnavailable, read_store
 
     try:
         return str(read_store(cfg.db, lambda conn: settings.mode(conn, cfg.mode))["mode"])

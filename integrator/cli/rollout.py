@@ -109,7 +109,7 @@ def status_cmd(ctx: click.Context, todos: Path | None, root: Path | None, as_jso
     if rollout.roadmap is None:
         _print_problems(problems)
         ctx.exit(2)
-    facts = live_facts(cfg) if cfg is not None else {}
+    facts = live_facts(cfg, rollout) if cfg is not None else {}
     rows = slice_statuses(rollout, join_facts(facts))
     n_errors = len(errors(problems))
     if as_json:

@@ -24,12 +24,13 @@ from conftest import INTEGRATOR, cli
 from integrator import authority
 from integrator.config import build_config, load_config
 from integrator.events import iso, utcnow
-from integrator.rollout import SLICES
-from integrator.rollout_evidence import blocked_evidence, events_evidence, mode_evidence, parity_evidence
+from integrator.rollout import load_rollout
+from integrator.rollout.probes import blocked_evidence, events_evidence, mode_evidence, parity_evidence
 from integrator.sandbox import Sandbox
 
 PROJECT = Path(__file__).resolve().parents[2]
-EVENTS, SHADOW, CUTOVER, BLOCKED = SLICES[1], SLICES[2], SLICES[3], SLICES[4]
+# The slices this repository's roadmap declares.
+_, EVENTS, SHADOW, CUTOVER, BLOCKED = load_rollout(PROJECT / "todos").plans[0].slices
 WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 RECORD_REASON = "rollout evidence test"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,25 +15,34 @@ from integrator.cli import cli
 from integrator.config import build_config
 from integrator.errors import InvalidInput
 from integrator.rollout import (
-    EVIDENCE_PROBES,
-    PARENT,
-    ROLLOUT,
-    SLICES,
+    PROBES,
     Problem,
     find_cycles,
     live_evidence,
     load_rollout,
     parse_traces,
-    register_evidence,
+    register_probe,
     slice_statuses,
     validate,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
+# The validator knows no slice names: the fixture borrows this repository's, and
+# test_a_rollout_of_other_slices_needs_no_code_change uses others.
+PARENT = "integration-orchestrator-rollout"
+SLICES = (
+    "integration-safety-gates",
+    "integration-events-model",
+    "integrator-shadow-mode",
+    "integrator-cutover",
+    "integration-blocked-flow",
+)
+ROLLOUT = (PARENT, *SLICES)
 
 GOOD_ROADMAP = f"""\
 - slug: {PARENT}
   description: the parent
+  slices: [{", ".join(SLICES)}]
 - slug: {SLICES[0]}
   group: {PARENT}
 - slug: {SLICES[1]}
@@ -144,8 +154,8 @@ def test_duplicate_slug(todos: Path) -> None:
     append(todos / "roadmap.yaml", f"- slug: {SLICES[2]}\n  group: {PARENT}\n  after: {SLICES[1]}\n")
     problems = problems_of(todos)
     assert rules(problems) == ["duplicate"]
-    assert problems[0].line == 17
-    assert "first at line 8" in problems[0].message
+    assert problems[0].line == 18
+    assert "first at line 9" in problems[0].message
 
 
 def test_after_target_must_exist(todos: Path) -> None:
@@ -155,7 +165,7 @@ def test_after_target_must_exist(todos: Path) -> None:
     assert "no-such-slice" in problems[0].message
     result = invoke("rollout", "validate", "--todos", str(todos))
     assert result.exit_code == 2
-    assert "roadmap.yaml:17: error [after-unknown]" in result.output
+    assert "roadmap.yaml:18: error [after-unknown]" in result.output
 
 
 def test_after_target_may_be_delivered_only(todos: Path) -> None:
@@ -240,18 +250,19 @@ def test_missing_slice(todos: Path) -> None:
     assert SLICES[4] in problems[0].message
 
 
-def test_missing_parent(todos: Path) -> None:
+def test_a_roadmap_that_declares_no_rollout(todos: Path) -> None:
     text = (todos / "roadmap.yaml").read_text()
-    (todos / "roadmap.yaml").write_text(text.replace(f"- slug: {PARENT}\n  description: the parent\n", ""))
+    (todos / "roadmap.yaml").write_text(text.replace(f"  slices: [{', '.join(SLICES)}]\n", ""))
     problems = problems_of(todos)
     assert rules(problems) == ["FR1.1"]
-    assert PARENT in problems[0].message
+    assert "no entry declares a rollout" in problems[0].message
 
 
 def test_slices_out_of_order(todos: Path) -> None:
     (todos / "roadmap.yaml").write_text(
         f"""\
 - slug: {PARENT}
+  slices: [{", ".join(SLICES)}]
 - slug: {SLICES[0]}
   group: {PARENT}
 - slug: {SLICES[2]}
@@ -306,7 +317,161 @@ def test_child_group(todos: Path) -> None:
     )
     problems = problems_of(todos)
     assert rules(problems) == ["group"]
-    assert problems[0].line == 5
+    assert problems[0].line == 6
+
+
+# --- a rollout is data: other names, other artifacts, several rollouts ----------------------------
+
+OTHER_ROADMAP = """\
+- slug: launch
+  slices: [alpha, beta, gamma]
+  artifacts:
+    required: [spec.md]
+    recommended: []
+- slug: alpha
+  group: launch
+- slug: beta
+  group: launch
+  after: alpha
+- slug: gamma
+  group: launch
+  after: [beta]
+"""
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Path:
+    """A rollout this code has never heard of, whose todos need only a spec.md and a gate."""
+    root = tmp_path / "elsewhere" / "todos"
+    root.mkdir(parents=True)
+    (root / "roadmap.yaml").write_text(OTHER_ROADMAP)
+    for slug in ("launch", "alpha", "beta", "gamma"):
+        (root / slug).mkdir()
+        (root / slug / "spec.md").write_text("what to build\n")
+        (root / slug / "state.yaml").write_text(state())
+    return root
+
+
+def test_a_rollout_of_other_slices_needs_no_code_change(other: Path) -> None:
+    assert problems_of(other) == []
+    assert [(p.parent, p.slices) for p in load_rollout(other).plans] == [
+        ("launch", ("alpha", "beta", "gamma"))
+    ]
+    result = invoke("rollout", "validate", "--todos", str(other))
+    assert result.exit_code == 0, result.output
+    assert "4 entries" in result.output
+    rows = slice_statuses(load_rollout(other))
+    assert [(r.slug, r.rollout) for r in rows] == [
+        ("launch", True),
+        ("alpha", True),
+        ("beta", True),
+        ("gamma", True),
+    ]
+
+
+def test_the_declared_artifacts_are_the_draft(other: Path) -> None:
+    (other / "beta" / "spec.md").write_text(" \n")
+    problems = problems_of(other)
+    assert [(p.rule, p.message) for p in problems] == [("draft", "beta: the draft needs a non-empty spec.md")]
+    shutil.rmtree(other / "gamma")
+    problems = problems_of(other)
+    assert (
+        problems[-1].message
+        == "gamma is active but has no folder: it needs spec.md and state.yaml before it may be built"
+    )
+
+
+def test_a_recommended_artifact_is_a_warning_named_for_it(other: Path) -> None:
+    text = (other / "roadmap.yaml").read_text().replace("recommended: []", "recommended: [notes.md]")
+    (other / "roadmap.yaml").write_text(text)
+    problems = problems_of(other)
+    assert [(p.severity, p.rule) for p in problems] == [("warning", "notes")] * 4
+    assert problems[0].message == "launch: no notes.md (the roadmap recommends one)"
+
+
+def test_the_declared_order_is_the_rule(other: Path) -> None:
+    text = (other / "roadmap.yaml").read_text().replace("[alpha, beta, gamma]", "[alpha, gamma, beta]")
+    (other / "roadmap.yaml").write_text(text)
+    problems = problems_of(other)
+    assert rules(problems) == ["FR1.1", "FR1.3", "FR1.3"]
+    assert problems[0].message == "beta must come after gamma (rollout order: launch, alpha, gamma, beta)"
+    assert problems[1].message == "gamma must have after: alpha (it depends on the prior slice)"
+
+
+def test_two_rollouts_are_each_held_to_their_chain(other: Path, todos: Path) -> None:
+    roadmap = (todos / "roadmap.yaml").read_text() + OTHER_ROADMAP.replace("  after: [beta]\n", "")
+    (todos / "roadmap.yaml").write_text(roadmap)
+    for slug in ("launch", "alpha", "beta", "gamma"):
+        shutil.copytree(other / slug, todos / slug)
+    problems = problems_of(todos)
+    assert [(p.rule, p.message.split(" (")[0]) for p in problems] == [
+        ("FR1.3", "gamma must have after: beta"),
+        ("FR1.2", "gamma does not depend"),
+    ]
+    assert {s for p in load_rollout(todos).plans for s in p.todos} == {
+        *ROLLOUT,
+        "launch",
+        "alpha",
+        "beta",
+        "gamma",
+    }
+
+
+def test_a_slice_belongs_to_one_rollout(other: Path) -> None:
+    (other / "roadmap.yaml").write_text(OTHER_ROADMAP + "- slug: relaunch\n  slices: [beta]\n")
+    (other / "relaunch").mkdir()
+    (other / "relaunch" / "state.yaml").write_text(state())
+    problems = [p for p in problems_of(other) if p.rule == "schema"]
+    assert [p.message for p in problems] == ["relaunch: slices lists beta, already a todo of launch"]
+    assert problems[0].line == 14
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "message"),
+    [
+        (
+            "  slices: alpha\n",
+            2,
+            "launch: slices must be a non-empty list of slugs in build order, got 'alpha'",
+        ),
+        ("  slices: []\n", 2, "launch: slices must be a non-empty list of slugs in build order, got []"),
+        (
+            "  slices: [Alpha]\n",
+            2,
+            "launch: slices[0] 'Alpha' must match [a-z0-9][a-z0-9-]* (at most 128 characters)",
+        ),
+        ("  artifacts: spec.md\n", 2, "launch: artifacts must be a mapping {required, recommended}"),
+        (
+            "  artifacts:\n    required: [../spec.md]\n",
+            3,
+            "launch: artifacts.required must be a list of file names",
+        ),
+        ("  probes: mode\n", 2, "launch: probes must be a list of probe names, got 'mode'"),
+    ],
+)
+def test_a_malformed_declaration_is_one_clear_schema_error(
+    other: Path, entry: str, line: int, message: str
+) -> None:
+    (other / "roadmap.yaml").write_text(f"- slug: launch\n{entry}" + OTHER_ROADMAP.split("\n", 5)[5])
+    problems = problems_of(other)
+    schema = [p for p in problems if p.rule == "schema"]
+    assert len(schema) == 1 and schema[0].severity == "error", problems
+    assert schema[0].message.startswith(message)
+    assert schema[0].line == line
+    result = invoke("rollout", "validate", "--todos", str(other))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_an_unknown_key_in_the_declaration_is_a_warning_at_its_line(other: Path) -> None:
+    text = (
+        (other / "roadmap.yaml")
+        .read_text()
+        .replace("    recommended: []\n", "    recommended: []\n    optional: [x.md]\n")
+    )
+    (other / "roadmap.yaml").write_text(text)
+    problems = problems_of(other)
+    assert [(p.severity, p.rule, p.line) for p in problems] == [("warning", "schema", 6)]
+    assert problems[0].message == "launch: unknown key 'artifacts.optional' (known: recommended, required)"
 
 
 # --- drafts and gates ------------------------------------------------------------------------------
@@ -617,11 +782,17 @@ def _repo_with_remote(tmp_path: Path) -> Path:
     return work
 
 
+def use_project_probes(todos: Path) -> None:
+    """This repository's roadmap over the fixture's (same slugs): it names each slice's probes."""
+    shutil.copy(PROJECT / "todos" / "roadmap.yaml", todos / "roadmap.yaml")
+
+
 def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
+    use_project_probes(todos)
     work = _repo_with_remote(tmp_path)
     state_dir = tmp_path / "state"
     cfg = build_config({"repo": str(work), "todos_dir": str(todos), "state_dir": str(state_dir)}, None)
-    evidence = live_evidence(cfg)
+    evidence = live_evidence(cfg, load_rollout(todos))
     assert evidence[SLICES[0]] == f"gate on {work}: clean (as of the last fetch)"
     # No database: said once per store probe, and the store is not created by looking.
     assert evidence[SLICES[1]] == f"database {cfg.db}: absent (nothing emitted yet)"
@@ -638,7 +809,7 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
     (todos / "feature-x-integration-blocked").mkdir()
     (work / "dirty.txt").write_text("x")
     git.run_sync(["add", "dirty.txt"], cwd=work)
-    evidence = live_evidence(cfg)
+    evidence = live_evidence(cfg, load_rollout(todos))
     assert evidence[SLICES[0]] == f"gate on {work}: checkout_dirty"
     assert evidence[SLICES[3]].endswith(
         f"{state_dir / 'authority.json'}: not readable JSON (JSONDecodeError); fix or remove it"
@@ -646,12 +817,27 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
     assert evidence[SLICES[4]] == "1 follow-up todo(s): feature-x-integration-blocked"
 
 
-def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(
-    todos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # register_evidence mutates the module's table: give this test its own copy.
-    copy = {k: list(v) for k, v in EVIDENCE_PROBES.items()}
-    monkeypatch.setattr("integrator.rollout.EVIDENCE_PROBES", copy)
+@pytest.fixture
+def probe_table() -> Iterator[None]:
+    """register_probe adds to the module's table: take the test's names out again."""
+    before = dict(PROBES)
+    yield
+    PROBES.clear()
+    PROBES.update(before)
+
+
+@pytest.mark.usefixtures("probe_table")
+def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(todos: Path, tmp_path: Path) -> None:
+    use_project_probes(todos)
+    text = (todos / "roadmap.yaml").read_text()
+    (todos / "roadmap.yaml").write_text(
+        text.replace("probes: [mode, parity]", "probes: [mode, queue-depth, broken]")
+    )
+    problems = problems_of(todos)
+    assert rules(problems) == ["schema", "schema"]
+    assert problems[0].message.startswith(
+        f"{SLICES[2]}: unknown probe 'queue-depth' (known: blocked, events,"
+    )
 
     def queue_depth(cfg: object) -> str:
         return "queue: 3 queued"
@@ -659,10 +845,11 @@ def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(
     def broken(cfg: object) -> str:
         raise RuntimeError("store locked")
 
-    register_evidence(SLICES[2], queue_depth)
-    register_evidence(SLICES[2], broken)
+    register_probe("queue-depth", queue_depth)
+    register_probe("broken", broken)
+    assert problems_of(todos) == []  # the names are known now
     cfg = build_config({"repo": str(tmp_path / "absent"), "todos_dir": str(todos)}, None)
-    evidence = live_evidence(cfg)
+    evidence = live_evidence(cfg, load_rollout(todos))
     assert evidence[SLICES[2]] == (
         "mode: shadow (configured; no database yet); queue: 3 queued; "
         "probe broken failed: RuntimeError: store locked"
@@ -672,6 +859,7 @@ def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(
 
 
 def test_status_shows_live_evidence_from_the_config(todos: Path, tmp_path: Path) -> None:
+    use_project_probes(todos)
     work = _repo_with_remote(tmp_path)
     (tmp_path / "integrator.toml").write_text(f'repo = "{work}"\ntodos_dir = "{todos}"\n')
     result = invoke("rollout", "status")

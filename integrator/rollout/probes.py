@@ -1,9 +1,9 @@
-"""Live evidence for ``integrator rollout status``: what the configured integrator shows about each slice.
+"""Live evidence for ``integrator rollout status``: named probes, each one fact from the running system.
 
-Every probe is a synchronous ``Config -> str | None`` (``integrator.rollout.EVIDENCE_PROBES``). The
-store probes read the SQLite file through a plain ``sqlite3`` read-only URI: they never create the
-database, never migrate it, never take a write lock, and never wait for a writer (WAL readers read
-the last committed snapshot). A database that is absent or unusable is said, not raised.
+A roadmap entry lists the probes that show it (``probes: [mode, parity]``); :data:`PROBES` maps each
+name to a synchronous ``Config -> str | None``. The store probes read the database through
+:func:`integrator.readonly.read_store` (read-only, one snapshot, never creating or migrating it); a
+database that is absent or unusable is said, not raised.
 """
 
 from __future__ import annotations
@@ -11,84 +11,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Final
 
 from integrator.errors import IntegratorError
+from integrator.readonly import StoreUnavailable, read_store
 
 if TYPE_CHECKING:
     from integrator.config import Config
 
-T = TypeVar("T")
+Probe = Callable[["Config"], "str | None"]
+"""Reads one fact from the running system; ``None`` means nothing to show."""
 
-FOLLOWUP_SUFFIX: Final = "-integration-blocked"
 CANDIDATE_STATUSES: Final = ("waiting", "ready", "blocked", "integrated", "superseded")
-_READ_TIMEOUT_S: Final = 2.0
 _REASON_CHARS: Final = 80
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be read: ``absent`` when there is no file, ``uninitialised`` when it is empty."""
-
-    def __init__(self, message: str, *, absent: bool = False, uninitialised: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.absent = absent
-        self.uninitialised = uninitialised
-
-
-def _connect(db: Path, *, immutable: bool) -> sqlite3.Connection:
-    flags = "&immutable=1" if immutable else ""
-    conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro{flags}", uri=True, timeout=_READ_TIMEOUT_S)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _check_schema(conn: sqlite3.Connection, db: Path) -> None:
-    from integrator.store import SCHEMA_VERSION
-
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version == 0:
-        raise StoreUnavailable(f"database {db}: not initialised (run `integrator init`)", uninitialised=True)
-    if version > SCHEMA_VERSION:
-        raise StoreUnavailable(
-            f"database {db}: schema version {version} is newer than this integrator's {SCHEMA_VERSION}"
-        )
-
-
-def read_store(db: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn(conn)`` on a read-only connection to ``db``, inside one read transaction (one snapshot).
-
-    Raises :class:`StoreUnavailable` for a missing, non-SQLite, damaged or newer database.
-    """
-    db = Path(db)
-    if not db.is_file():
-        if db.exists():
-            raise StoreUnavailable(f"database {db}: not a file")
-        raise StoreUnavailable(f"database {db}: absent (nothing emitted yet)", absent=True)
-    # As in Store's own pre-check: without a -wal (no connection open anywhere) or -journal the file is
-    # the whole truth, and reading it as immutable creates no -wal/-shm beside it. A writer opening the
-    # file in between can make that read fail; the plain read-only retry then reads its snapshot.
-    sidecars = (Path(f"{db}-wal"), Path(f"{db}-journal"))
-    attempts = (False,) if any(p.exists() for p in sidecars) else (True, False)
-    last: sqlite3.Error | None = None
-    for immutable in attempts:
-        try:
-            with closing(_connect(db, immutable=immutable)) as conn:
-                conn.execute("BEGIN")
-                try:
-                    _check_schema(conn, db)
-                    return fn(conn)
-                finally:
-                    conn.rollback()
-        except sqlite3.Error as err:
-            last = err
-    if isinstance(last, sqlite3.DatabaseError) and last.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
-        raise StoreUnavailable(f"database {db}: not an SQLite database")
-    raise StoreUnavailable(f"database {db}: unreadable ({last})")
 
 
 def _when(value: object) -> str:
@@ -114,7 +51,7 @@ def _counts(pairs: list[sqlite3.Row], order: tuple[str, ...]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# integration-safety-gates
+# The repository: safety
 
 
 def safety_evidence(cfg: Config) -> str | None:
@@ -139,7 +76,7 @@ def safety_evidence(cfg: Config) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# integration-events-model
+# The store: events
 
 
 def events_evidence(cfg: Config) -> str | None:
@@ -163,7 +100,7 @@ def events_evidence(cfg: Config) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# integrator-shadow-mode and integrator-cutover
+# The mode, parity and the remote's authority: mode, parity, hooks, verify
 
 
 def _mode_text(record: dict[str, Any]) -> str:
@@ -188,7 +125,7 @@ def _stored_mode(cfg: Config) -> tuple[str, str]:
 
 
 def mode_evidence(cfg: Config) -> str | None:
-    """The current mode and since when, by whom and why (DESIGN §10)."""
+    """The current mode and since when, by whom and why (docs/cutover.md)."""
     return _stored_mode(cfg)[1]
 
 
@@ -269,14 +206,16 @@ def verify_evidence(cfg: Config) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# integration-blocked-flow
+# Blocked candidates: followup-folders, blocked
 
 
 def followup_folders_evidence(cfg: Config) -> str | None:
     """The ``*-integration-blocked`` follow-up todo folders in the configured todos directory."""
+    from integrator.followup import TODO_SUFFIX
+
     if not cfg.todos_dir.is_dir():
         return None
-    followups = sorted(p.name for p in cfg.todos_dir.glob(f"*{FOLLOWUP_SUFFIX}") if p.is_dir())
+    followups = sorted(p.name for p in cfg.todos_dir.glob(f"*{TODO_SUFFIX}") if p.is_dir())
     if not followups:
         return "no follow-up todos"
     return f"{len(followups)} follow-up todo(s): {', '.join(followups)}"
@@ -311,13 +250,20 @@ def blocked_evidence(cfg: Config) -> str | None:
     return text
 
 
-Probe = Callable[["Config"], "str | None"]
-
-# slug -> probes, in the order their facts are shown.
-DEFAULT_PROBES: Final[dict[str, tuple[Probe, ...]]] = {
-    "integration-safety-gates": (safety_evidence,),
-    "integration-events-model": (events_evidence,),
-    "integrator-shadow-mode": (mode_evidence, parity_evidence),
-    "integrator-cutover": (mode_evidence, hooks_evidence, verify_evidence),
-    "integration-blocked-flow": (followup_folders_evidence, blocked_evidence),
+# name -> probe; a roadmap entry names the ones that show it. Probes are synchronous because
+# `rollout status` is.
+PROBES: Final[dict[str, Probe]] = {
+    "safety": safety_evidence,
+    "events": events_evidence,
+    "mode": mode_evidence,
+    "parity": parity_evidence,
+    "hooks": hooks_evidence,
+    "verify": verify_evidence,
+    "followup-folders": followup_folders_evidence,
+    "blocked": blocked_evidence,
 }
+
+
+def register_probe(name: str, probe: Probe) -> None:
+    """Make ``probe`` available to roadmap entries as ``probes: [name]``."""
+    PROBES[name] = probe
