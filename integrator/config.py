@@ -80,6 +80,11 @@ class Config(BaseSettings):
     branch_policy: Literal["tip", "ancestor"] = "tip"
     verify_command: list[str] | None = None
     verify_timeout_s: float = Field(default=1800.0, gt=0)
+    # The verify sandbox (integrator/isolation.py, docs/authority.md "Threat model").
+    verify_isolation: Literal["auto", "namespaces", "none"] = "auto"
+    verify_accept_unisolated: bool = False
+    verify_network: bool = True
+    verify_env: dict[str, str] = Field(default_factory=dict)
     git_timeout_s: float = Field(default=120.0, gt=0)
     lease_ttl_s: float = Field(default=120.0, gt=0)
     lease_renew_s: float = Field(default=30.0, gt=0)

@@ -21,6 +21,7 @@ from integrator.errors import Refused
 from integrator.events import iso
 from integrator.service import Integrator
 from integrator.store import one
+from integrator.verify import refusal as verify_refusal
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
         raise Refused(f"already in cutover (since {current.get('since')}, by {current.get('by')})")
     report = await integ.shadow_report()
     problems = [f"parity gate: {r}" for r in report["gate"]["reasons"]] + hooks_problems(cfg)
+    refused = await verify_refusal(cfg)
+    if refused is not None:
+        problems.append(refused)
     if problems:
         raise Refused("cutover refused:\n- " + "\n- ".join(problems))
     record = await integ.set_mode("cutover", by=by, reason=reason)

@@ -439,10 +439,8 @@ async def parents(repo: Path, commit: str, *, timeout: float) -> list[str]:
     return res.stdout.split()[1:]
 
 
-async def add_worktree(repo: Path, path: Path, commit: str, *, timeout: float) -> None:
-    await run(["worktree", "add", "--detach", "--quiet", "--", str(path), commit], cwd=repo, timeout=timeout)
-
-
-async def remove_worktree(repo: Path, path: Path, *, timeout: float) -> None:
-    await run(["worktree", "remove", "--force", "--", str(path)], cwd=repo, timeout=timeout, check=False)
-    await run(["worktree", "prune"], cwd=repo, timeout=timeout, check=False)
+async def export_tree(repo: Path, commit: str, dest: Path, *, index: Path, timeout: float) -> None:
+    """Check ``commit`` out into the plain directory ``dest`` (no ``.git``: it needs nothing of ``repo``)."""
+    env = {"GIT_INDEX_FILE": str(index)}
+    await run(["read-tree", "--", commit], cwd=repo, timeout=timeout, env=env)
+    await run([f"--work-tree={dest}", "checkout-index", "--all"], cwd=repo, timeout=timeout, env=env)

@@ -27,6 +27,7 @@ from integrator.phases import PhaseProbe
 from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
 from integrator.store import Store
+from integrator.verify import refusal as verify_refusal
 from integrator.wake import WakeListener
 from integrator.workflow import Workflow
 
@@ -202,6 +203,12 @@ class Runner:
             await self._healthy()
             return changed > 0
         if await self.store.read(settings.pause_state) is not None:
+            return False
+        refusal = await verify_refusal(cfg)
+        if refusal is not None:
+            # Not a fault (no rollback): the operator fixes the sandbox or accepts the risk, then unpauses.
+            log.warning("event=verify_refused reason=%s", refusal)
+            await self.integ.pause(refusal, by="integrator")
             return False
         item = await self.workflow.take()
         if item is None:

@@ -6,6 +6,7 @@ modules, so the CLI and the bot cannot disagree about what ``status`` or ``resum
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings, shadow
+from integrator import isolation, journal, outbox, queue, readiness, settings, shadow
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused
@@ -121,7 +122,9 @@ class Integrator:
     async def status(self) -> dict[str, Any]:
         cfg = self.cfg
         now = self.clock()
-        return await self.store.read(lambda c: _status(c, cfg, now))
+        found = await self.store.read(lambda c: _status(c, cfg, now))
+        sandbox = await asyncio.to_thread(isolation.in_force, cfg)
+        return {**found, "verify_sandbox": {**sandbox.as_dict(), "verify_command": cfg.verify_command}}
 
     async def blocked(self) -> list[dict[str, Any]]:
         return await self.store.read(_blocked_view)

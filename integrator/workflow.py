@@ -6,24 +6,19 @@ the next lease holder (:func:`recover`) without losing the candidate or pushing 
 
 The merge is done with plumbing in the integrator's repository (``merge-tree --write-tree`` and
 ``commit-tree``): no work tree, no index, never a worker's checkout. Only the optional verify
-command gets a throwaway worktree of the merged commit.
+command gets a copy of the merged tree, in the sandbox (:mod:`integrator.verify`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import shutil
-import signal
 import sqlite3
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from integrator import (
@@ -38,6 +33,7 @@ from integrator import (
     readiness,
     safety,
     settings,
+    verify,
 )
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
@@ -165,9 +161,9 @@ class Workflow:
                 )
                 await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
                 await self.probe("verify")
-                failure = await self._verify(merge_sha)
+                failure = await verify.run(cfg, merge_sha, secrets=secrets)
                 if failure is not None:
-                    return await self.block(item, "verify_failed", failure, main_sha=main_before)
+                    return await self.block(item, failure.reason_code, failure.evidence, main_sha=main_before)
                 lease = await self._checkpoint(
                     item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
                 )
@@ -231,50 +227,6 @@ class Workflow:
         evidence = {"reason": reasons[0].message, "branch_tip": view.tips.get(item.branch), "sha": item.sha}
         reason_code = "branch_moved" if code == "branch_moved" else "not_reachable"
         return await self.block(item, reason_code, evidence, main_sha=view.main_sha)
-
-    async def _verify(self, merge_sha: str) -> dict[str, Any] | None:
-        """Run the configured verify command on the merged tree; evidence when it fails."""
-        command = self.cfg.verify_command
-        if not command:
-            return None
-        repo, t = self.cfg.repo, self.cfg.git_timeout_s
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="verify-", dir=self.cfg.state_dir))
-        tree = workdir / "tree"
-        try:
-            await git.add_worktree(repo, tree, merge_sha, timeout=t)
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                cwd=str(tree),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # so a timeout can kill the command's whole process group
-            )
-            timed_out = False
-            try:
-                out, _ = await asyncio.wait_for(proc.communicate(), self.cfg.verify_timeout_s)
-                status = proc.returncode or 0
-            except TimeoutError:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                out, _ = await proc.communicate()
-                status = -9
-            if status == 0:
-                return None
-            return blocked.verify_evidence(
-                list(command),
-                status,
-                out.decode(errors="replace"),
-                timed_out=timed_out,
-                secrets=self._secrets(),
-            )
-        except FileNotFoundError as err:
-            return blocked.verify_evidence(list(command), 127, f"cannot run verify command: {err}")
-        finally:
-            await git.remove_worktree(repo, tree, timeout=t)
-            await asyncio.to_thread(_rmtree, workdir)
 
     def _secrets(self) -> list[str]:
         path = self.cfg.credential_file
@@ -523,7 +475,3 @@ class Workflow:
         if await readiness.reachable(cfg.repo, item.sha, main, timeout=t):
             return main, main
         return None
-
-
-def _rmtree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -47,6 +47,8 @@ def status_text(s: dict[str, Any]) -> str:
         if lease
         else "lease integration/main: free"
     )
+    if s.get("verify_sandbox"):
+        lines.append(f"verify sandbox: {sandbox_text(s['verify_sandbox'])}")
     if s.get("in_flight"):
         f = s["in_flight"]
         lines.append(f"in flight: {f['slug']} {short(f['sha'])} phase {f['phase']} since {f['since']}")
@@ -69,6 +71,16 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append("recent outcomes:")
         lines += ["  " + outcome_line(o) for o in s["recent_outcomes"]]
     return "\n".join(lines)
+
+
+def sandbox_text(v: dict[str, Any]) -> str:
+    """The isolation verify runs under (``Integrator.status()['verify_sandbox']``)."""
+    if not v.get("verify_command"):
+        return f"{v['kind']} (no verify command configured)"
+    if v["kind"] != "none":
+        return f"{v['kind']} ({v['detail']})"
+    verdict = "risk accepted, verify runs unisolated" if v["verify_allowed"] else "verify refused"
+    return f"none ({v['detail']}); {verdict}"
 
 
 def outcome_line(o: dict[str, Any]) -> str:

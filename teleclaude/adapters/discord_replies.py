@@ -98,6 +98,13 @@ def _outcome_line(o: Mapping[str, Any], at: object = None) -> str:
     return text + (f" · {discord_time(when)}" if when else "")
 
 
+def _sandbox_line(v: Mapping[str, Any]) -> str:
+    if v.get("kind") != "none":
+        return f"🧱 Verify sandbox: {v.get('kind')} ({clip(escape(v.get('detail')), 120)})"
+    verdict = "risk accepted, runs unisolated" if v.get("verify_allowed") else "**verify refused**"
+    return f"⚠️ Verify sandbox: none ({clip(escape(v.get('detail')), 120)}); {verdict}"
+
+
 def status(s: Mapping[str, Any]) -> MessageSpec:
     """``Integrator.status()`` (plus an optional ``stall`` from ``cutover.stall``)."""
     lines = [_mode_line(s)]
@@ -107,6 +114,9 @@ def status(s: Mapping[str, Any]) -> MessageSpec:
             f"⏸️ **Paused** by {clip(escape(pause.get('by')), 80)}: {clip(escape(pause.get('reason')), 200)}"
         )
     lines.append(_lease_line(s))
+    sandbox = s.get("verify_sandbox")
+    if sandbox and sandbox.get("verify_command"):
+        lines.append(_sandbox_line(sandbox))
     flight = s.get("in_flight")
     if flight:
         since = f" since {discord_time(flight['since'])}" if flight.get("since") else ""

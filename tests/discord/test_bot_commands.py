@@ -401,3 +401,15 @@ async def wait_for_post(env: BotEnv, text: str) -> Any:
 
     found = await async_wait_for(lambda: [c for c in posts(env.recorder) if contains(text)(c)], timeout=10)
     return found[0]
+
+
+async def test_status_shows_the_verify_sandbox_in_force(bot_env: BotEnv) -> None:
+    cfg = bot_env.integ.cfg
+    bot_env.integ.cfg = cfg.model_copy(update={"verify_command": ["make", "test"], "verify_isolation": "none"})
+    lines = (await only_reply(bot_env, "status", member=MEMBER))["data"]["content"].split("\n")
+    assert "⚠️ Verify sandbox: none (verify\\_isolation = none in the config); **verify refused**" in lines
+    bot_env.integ.cfg = cfg.model_copy(update={"verify_command": ["make", "test"], "verify_network": False})
+    lines = (await only_reply(bot_env, "status", member=MEMBER))["data"]["content"].split("\n")
+    sandbox = [line for line in lines if "Verify sandbox" in line]
+    expected = "🧱 Verify sandbox: namespaces (user+mount+pid namespaces, no network)"
+    assert sandbox == [expected] or "namespaces unavailable" in sandbox[0]
