@@ -405,7 +405,9 @@ async def wait_for_post(env: BotEnv, text: str) -> Any:
 
 async def test_status_shows_the_verify_sandbox_in_force(bot_env: BotEnv) -> None:
     cfg = bot_env.integ.cfg
-    bot_env.integ.cfg = cfg.model_copy(update={"verify_command": ["make", "test"], "verify_isolation": "none"})
+    bot_env.integ.cfg = cfg.model_copy(
+        update={"verify_command": ["make", "test"], "verify_isolation": "none"}
+    )
     lines = (await only_reply(bot_env, "status", member=MEMBER))["data"]["content"].split("\n")
     assert "⚠️ Verify sandbox: none (verify\\_isolation = none in the config); **verify refused**" in lines
     bot_env.integ.cfg = cfg.model_copy(update={"verify_command": ["make", "test"], "verify_network": False})
