@@ -10,31 +10,25 @@ never an exception); :func:`validate` applies the rules to that data without tou
 from __future__ import annotations
 
 from integrator.rollout.load import load_rollout
-from integrator.rollout.models import Plan, RoadmapEntry, Rollout, SliceDocs
+from integrator.rollout.models import Rollout
 from integrator.rollout.order import find_cycles
-from integrator.rollout.probes import PROBES, Probe, register_probe
+from integrator.rollout.probes import PROBES
 from integrator.rollout.problems import Problem, errors
-from integrator.rollout.status import SliceStatus, join_facts, live_evidence, live_facts, slice_statuses
+from integrator.rollout.status import SliceStatus, join_facts, live_facts, slice_statuses
 from integrator.rollout.traces import parse_traces
 from integrator.rollout.validate import validate
 
 __all__ = [
     "PROBES",
-    "Plan",
-    "Probe",
     "Problem",
-    "RoadmapEntry",
     "Rollout",
-    "SliceDocs",
     "SliceStatus",
     "errors",
     "find_cycles",
     "join_facts",
-    "live_evidence",
     "live_facts",
     "load_rollout",
     "parse_traces",
-    "register_probe",
     "slice_statuses",
     "validate",
 ]

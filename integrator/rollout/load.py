@@ -40,14 +40,19 @@ _ENTRY_SHAPE = "{slug, group?, after?, description?, slices?, artifacts?, probes
 
 
 def _unknown(
-    model: type[EntrySpec | DeliveredSpec | StateSpec], item: Mapping[Any, Any], path: Path, line: int | None
+    model: type[EntrySpec | DeliveredSpec | StateSpec],
+    item: Mapping[Any, Any],
+    path: Path,
+    line: int | None,
+    prefix: str = "",
 ) -> list[Problem]:
+    """A warning per key the schema does not know: a newer file must not break an older validator."""
     return [
         warning(
             "schema",
             path,
             line_at(item, loc, line),
-            f"unknown key {dotted(loc)!r} (known: {', '.join(known)})",
+            f"{prefix}unknown key {dotted(loc)!r} (known: {', '.join(known)})",
         )
         for loc, known in unknown_keys(model, item)
     ]
@@ -64,9 +69,7 @@ def _parse_entry(
     found = [
         error("schema", path, line_at(item, x.loc, line), f"{slug}: {x.key} {x.message}") for x in issues
     ]
-    found += [
-        warning(p.rule, p.file, p.line, f"{slug}: {p.message}") for p in _unknown(EntrySpec, item, path, line)
-    ]
+    found += _unknown(EntrySpec, item, path, line, f"{slug}: ")
     if spec is None:
         # A malformed entry still takes its place in the order, so later rules do not invent
         # "missing" or "unknown dependency" problems on top of the schema one.
@@ -128,10 +131,7 @@ def _parse_delivered(path: Path, problems: list[Problem]) -> tuple[DeliveredEntr
             )
             continue
         seen[spec.slug] = line
-        problems.extend(
-            warning(p.rule, p.file, p.line, f"{spec.slug}: {p.message}")
-            for p in _unknown(DeliveredSpec, raw, path, line)
-        )
+        problems.extend(_unknown(DeliveredSpec, raw, path, line, f"{spec.slug}: "))
         out.append(DeliveredEntry(spec.slug, spec.delivered_at, spec.evidence, line))
     return tuple(out)
 

@@ -250,8 +250,8 @@ def blocked_evidence(cfg: Config) -> str | None:
     return text
 
 
-# name -> probe; a roadmap entry names the ones that show it. Probes are synchronous because
-# `rollout status` is.
+# name -> probe; a roadmap entry names the ones that show it. More plug in by adding to this table.
+# Probes are synchronous because `rollout status` is.
 PROBES: Final[dict[str, Probe]] = {
     "safety": safety_evidence,
     "events": events_evidence,
@@ -262,8 +262,3 @@ PROBES: Final[dict[str, Probe]] = {
     "followup-folders": followup_folders_evidence,
     "blocked": blocked_evidence,
 }
-
-
-def register_probe(name: str, probe: Probe) -> None:
-    """Make ``probe`` available to roadmap entries as ``probes: [name]``."""
-    PROBES[name] = probe

@@ -102,9 +102,5 @@ def live_facts(cfg: Config, rollout: Rollout) -> dict[str, list[str]]:
 
 
 def join_facts(facts: Mapping[str, list[str]]) -> dict[str, str]:
+    """The facts of each slug in one text: the ``evidence`` of each :class:`SliceStatus`."""
     return {slug: "; ".join(found) for slug, found in facts.items()}
-
-
-def live_evidence(cfg: Config, rollout: Rollout) -> dict[str, str]:
-    """:func:`live_facts` joined per slug: the ``evidence`` of each :class:`SliceStatus`."""
-    return join_facts(live_facts(cfg, rollout))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -219,6 +220,21 @@ def test_a_remote_enforcing_another_mode_than_the_store_is_a_mismatch(story: Sto
     assert "the remote enforces cutover while the store says shadow: MISMATCH" in (
         story.evidence["mismatch"][CUTOVER] or ""
     )
+
+
+def test_the_roadmap_decides_which_probes_show_where(story: Story, tmp_path: Path) -> None:
+    """A new entry names existing probes and shows their facts; no code knows its name."""
+    todos = tmp_path / "todos"
+    shutil.copytree(PROJECT / "todos", todos)
+    with (todos / "roadmap.yaml").open("a") as fh:
+        fh.write("- slug: release-notes\n  after: integration-blocked-flow\n  probes: [events, blocked]\n")
+    out = run_cli(story.config, "rollout", "status", "--todos", str(todos), "--json").stdout
+    rows = {row["slug"]: row for row in json.loads(out)["slices"]}
+    now = status_evidence(story.config)
+    assert rows["release-notes"]["evidence"] == f"{now[EVENTS]}; {now[BLOCKED].split('; ', 1)[1]}"
+    assert rows["release-notes"]["rollout"] is False  # named by no rollout's slices
+    result = cli(story.config, "rollout", "validate", "--todos", str(todos), "--root", str(PROJECT))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_an_absent_database_is_said_and_never_created(story: Story, tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from integrator.rollout import (
     PROBES,
     Problem,
     find_cycles,
-    live_evidence,
+    join_facts,
+    live_facts,
     load_rollout,
     parse_traces,
-    register_probe,
     slice_statuses,
     validate,
 )
@@ -792,7 +792,7 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
     work = _repo_with_remote(tmp_path)
     state_dir = tmp_path / "state"
     cfg = build_config({"repo": str(work), "todos_dir": str(todos), "state_dir": str(state_dir)}, None)
-    evidence = live_evidence(cfg, load_rollout(todos))
+    evidence = join_facts(live_facts(cfg, load_rollout(todos)))
     assert evidence[SLICES[0]] == f"gate on {work}: clean (as of the last fetch)"
     # No database: said once per store probe, and the store is not created by looking.
     assert evidence[SLICES[1]] == f"database {cfg.db}: absent (nothing emitted yet)"
@@ -809,7 +809,7 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
     (todos / "feature-x-integration-blocked").mkdir()
     (work / "dirty.txt").write_text("x")
     git.run_sync(["add", "dirty.txt"], cwd=work)
-    evidence = live_evidence(cfg, load_rollout(todos))
+    evidence = join_facts(live_facts(cfg, load_rollout(todos)))
     assert evidence[SLICES[0]] == f"gate on {work}: checkout_dirty"
     assert evidence[SLICES[3]].endswith(
         f"{state_dir / 'authority.json'}: not readable JSON (JSONDecodeError); fix or remove it"
@@ -819,7 +819,7 @@ def test_live_evidence_without_the_store(todos: Path, tmp_path: Path) -> None:
 
 @pytest.fixture
 def probe_table() -> Iterator[None]:
-    """register_probe adds to the module's table: take the test's names out again."""
+    """The test adds probes to the module's table: take them out again."""
     before = dict(PROBES)
     yield
     PROBES.clear()
@@ -845,11 +845,11 @@ def test_evidence_hook_takes_store_probes_and_survives_a_broken_one(todos: Path,
     def broken(cfg: object) -> str:
         raise RuntimeError("store locked")
 
-    register_probe("queue-depth", queue_depth)
-    register_probe("broken", broken)
+    PROBES["queue-depth"] = queue_depth
+    PROBES["broken"] = broken
     assert problems_of(todos) == []  # the names are known now
     cfg = build_config({"repo": str(tmp_path / "absent"), "todos_dir": str(todos)}, None)
-    evidence = live_evidence(cfg, load_rollout(todos))
+    evidence = join_facts(live_facts(cfg, load_rollout(todos)))
     assert evidence[SLICES[2]] == (
         "mode: shadow (configured; no database yet); queue: 3 queued; "
         "probe broken failed: RuntimeError: store locked"
