@@ -3,7 +3,7 @@
 Same machine, same run, three fresh databases with the same durability settings (WAL,
 synchronous=FULL):
 
-- API: ``Integrator.emit([event], check=False)``, one event per call, so one transaction per event
+- API: ``Integrator.emit([event])``, one event per call, so one transaction per event
   holding the event row, the readiness projection, supersessions, queue transitions and outbox rows;
 - CLI: one ``integrator emit --json -`` process fed all events as one NDJSON batch (one atomic
   transaction), including process start, parsing, validation and the one git check cycle it runs;
@@ -162,7 +162,7 @@ async def ingest_api_and_floor(
         for first in range(0, len(events), CHUNK):
             start = time.perf_counter()
             for event in events[first : first + CHUNK]:
-                await integ.emit([event], check=False)
+                await integ.emit([event])
             api_s += time.perf_counter() - start
             start = time.perf_counter()
             insert_floor(conn, rows[first : first + CHUNK])

@@ -150,7 +150,7 @@ async def _enqueue(cfg: Config, picked: list[tuple[str, str, str]]) -> None:
             ),
         ]
     async with await Integrator.open(cfg) as integ:
-        report = await integ.emit(events)
+        report = await integ.emit(events, wait=True)
         queued = await integ.queued()
     if report.check_error or len(queued) != len(picked):
         raise SystemExit(f"setup failed: {len(queued)} of {len(picked)} queued ({report.check_error})")

@@ -718,9 +718,9 @@ async def _emit(cfg: Config, events: list[Event]) -> int:
     from integrator.service import Integrator
 
     async with await Integrator.open(cfg) as integrator:
-        # No git check here: the runner's next cycle fetches once for everything the hook spooled.
+        # emit runs no git: the runner's next cycle fetches once for everything the hook spooled.
         try:
-            return (await integrator.emit(events, check=False)).stored
+            return (await integrator.emit(events)).stored
         except DuplicateConflict:
             pass
         # One conflicting event (same push recorded earlier with other content) must not hold the
@@ -728,7 +728,7 @@ async def _emit(cfg: Config, events: list[Event]) -> int:
         stored = 0
         for event in events:
             try:
-                stored += (await integrator.emit([event], check=False)).stored
+                stored += (await integrator.emit([event])).stored
             except DuplicateConflict as err:
                 log.warning("branch_pushed not stored: %s", err.message)
         return stored

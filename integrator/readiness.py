@@ -373,6 +373,30 @@ def settle(
     return item
 
 
+class VerdictMemo:
+    """Git verdicts keyed by (main, branch tip, sha, policy): what decides whether a candidate is ready.
+
+    With main and the branch where they were, the verdict cannot have changed, so an idle check
+    cycle asks git nothing per candidate. Bounded: cleared when it grows past ``limit`` entries.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._found: dict[tuple[str | None, str | None, str, str], list[Reason]] = {}
+
+    @staticmethod
+    def key(view: GitView, cand: Candidate, policy: str) -> tuple[str | None, str | None, str, str]:
+        return (view.main_sha, view.tips.get(cand.branch), cand.sha, policy)
+
+    def get(self, view: GitView, cand: Candidate, policy: str) -> list[Reason] | None:
+        return self._found.get(self.key(view, cand, policy))
+
+    def put(self, view: GitView, cand: Candidate, policy: str, reasons: list[Reason]) -> None:
+        if len(self._found) >= self.limit:
+            self._found.clear()
+        self._found[self.key(view, cand, policy)] = reasons
+
+
 async def check_cycle(
     store: Store,
     repo: Path,
@@ -382,6 +406,7 @@ async def check_cycle(
     policy: str,
     timeout: float,
     view: GitView | None = None,
+    memo: VerdictMemo | None = None,
 ) -> GitView | None:
     """One fetch (unless ``view`` is given), then a git verdict for each candidate waiting on git.
 
@@ -413,10 +438,19 @@ async def check_cycle(
             raise
     if view.main_sha and view.merged is None:
         view = replace(view, merged=await git.merged_tips(repo, remote, view.main_sha, timeout=timeout))
-    verdicts = [
-        (cand, await git_reasons(repo, view, remote, cand, policy=policy, timeout=timeout))
-        for cand in waiting
-    ]
+    memo = memo if memo is not None else VerdictMemo()
+    verdicts = []
+    for cand in waiting:
+        reasons = memo.get(view, cand, policy)
+        if reasons is None:
+            reasons = await git_reasons(repo, view, remote, cand, policy=policy, timeout=timeout)
+            memo.put(view, cand, policy, reasons)
+        if reasons != list(cand.reasons):
+            verdicts.append(
+                (cand, reasons)
+            )  # unchanged verdicts are not rewritten (idle cycles write nothing)
+    if not verdicts:
+        return view
     now = iso(utcnow())
 
     def write(conn: sqlite3.Connection) -> bool:

@@ -45,6 +45,7 @@ class Integrator:
         self.cfg = cfg
         self.store = store
         self.clock = clock
+        self._verdicts = readiness.VerdictMemo()
 
     @classmethod
     async def open(cls, cfg: Config, clock: Callable[[], datetime] = utcnow) -> Integrator:
@@ -64,8 +65,15 @@ class Integrator:
 
     # --- events -------------------------------------------------------------------------------------
 
-    async def emit(self, events: Sequence[Event], *, check: bool = True) -> EmitReport:
-        """Store a batch atomically (all or nothing), update the projection, then one git check cycle."""
+    async def emit(self, events: Sequence[Event], *, wait: bool = False) -> EmitReport:
+        """Store a batch atomically (all or nothing) and update the projection; no git runs here.
+
+        The runner's next cycle (woken by the store's notification) gives the git verdict, so an emit
+        costs the same whatever the number of waiting candidates. ``wait``: run one check cycle
+        before returning, so the report already holds the verdict (scripts and tests that read
+        ``status`` right after); it is safe beside a runner, each verdict is written in a
+        transaction that re-reads the candidate.
+        """
         for event in events:
             if event.type not in READINESS_TYPES:
                 raise InvalidInput(
@@ -84,7 +92,7 @@ class Integrator:
             return done
 
         report = EmitReport(await self.store.write(write, notify=True))
-        if check and report.stored:
+        if wait and report.stored:
             try:
                 await self.check()
             except GitError as err:
@@ -95,7 +103,11 @@ class Integrator:
         return report
 
     async def check(self, view: readiness.GitView | None = None) -> readiness.GitView | None:
-        """One readiness check cycle (one fetch, unless the caller already fetched: ``view``)."""
+        """One readiness check cycle (one fetch, unless the caller already fetched: ``view``).
+
+        Verdicts are memoised on this instance, so a runner's idle cycles cost a constant number of
+        git processes however many candidates wait on git.
+        """
         cfg = self.cfg
         return await readiness.check_cycle(
             self.store,
@@ -105,6 +117,7 @@ class Integrator:
             policy=cfg.branch_policy,
             timeout=cfg.git_timeout_s,
             view=view,
+            memo=self._verdicts,
         )
 
     async def events(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -152,7 +152,7 @@ async def emit_ready(cfg: Config, *features: Feature) -> None:
     """Declare each feature ready through the service and insist it was queued."""
     async with await Integrator.open(cfg) as integ:
         for f in features:
-            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha))
+            report = await integ.emit(readiness_events(f.slug, f.branch, f.sha), wait=True)
             assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
 
 

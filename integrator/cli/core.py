@@ -42,9 +42,9 @@ def _timestamp(value: str | None) -> datetime:
     return ts
 
 
-async def _emit(cfg: Config, events: list[Event]) -> EmitReport:
+async def _emit(cfg: Config, events: list[Event], wait: bool) -> EmitReport:
     async with await Integrator.open(cfg) as integ:
-        return await integ.emit(events)
+        return await integ.emit(events, wait=wait)
 
 
 def _print_emit(report: EmitReport, as_json: bool) -> None:
@@ -92,7 +92,7 @@ def _emit_one(
     if problems:
         raise InvalidInput("; ".join(problems))
     cfg = get_config(ctx)
-    _print_emit(run_async(_emit(cfg, [event])), as_json)
+    _print_emit(run_async(_emit(cfg, [event], ctx.obj.get("wait", False))), as_json)
 
 
 def register(cli: click.Group) -> None:
@@ -150,11 +150,19 @@ def register(cli: click.Group) -> None:
         "--json", "json_input", default=None, metavar="-", help="Read NDJSON events from stdin ('-')."
     )
     @click.option("--json-output", is_flag=True, help="Print the result as JSON.")
+    @click.option(
+        "--wait",
+        is_flag=True,
+        help="Run the git readiness check before returning, so the output (and status) has the verdict.",
+    )
     @click.pass_context
     @handle_errors
-    def emit(ctx: click.Context, json_input: str | None, json_output: bool) -> None:
-        """Emit readiness events (one by flags, or a batch of NDJSON on stdin)."""
-        ctx.obj = {**(ctx.obj or {}), "json_output": json_output}
+    def emit(ctx: click.Context, json_input: str | None, json_output: bool, wait: bool) -> None:
+        """Emit readiness events (one by flags, or a batch of NDJSON on stdin).
+
+        Without --wait it only stores them (no git runs): the runner gives the git verdict.
+        """
+        ctx.obj = {**(ctx.obj or {}), "json_output": json_output, "wait": wait}
         if ctx.invoked_subcommand is not None:
             return
         if json_input != "-":
@@ -163,7 +171,7 @@ def register(cli: click.Group) -> None:
         events = parse_ndjson(sys.stdin.read())
         if not events:
             fail("no events on stdin", 2)
-        _print_emit(run_async(_emit(cfg, events)), json_output)
+        _print_emit(run_async(_emit(cfg, events, wait)), json_output)
 
     @emit.command("review_approved")
     @click.option("--slug", required=True)

@@ -80,7 +80,7 @@ class Demo:
         await deliver_pending(integ.store, "console", show)
 
     async def submit(self, integ: Integrator, worker: Worker, slug: str, branch: str, sha: str) -> None:
-        report = await integ.emit(ready_events(slug, branch, sha, worker.name))
+        report = await integ.emit(ready_events(slug, branch, sha, worker.name), wait=True)
         say(
             f"  {worker.name} emitted branch_pushed, review_approved, finalize_ready for {slug} @ {short(sha)}"
         )

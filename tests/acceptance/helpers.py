@@ -37,7 +37,7 @@ def emit_cli(
             ]
             if ready_at:
                 args += ["--at", ready_at]
-        result = cli(cfg, "emit", kind, *args)
+        result = cli(cfg, "emit", "--wait", kind, *args)
         assert result.returncode == 0, result.stderr
 
 

@@ -75,6 +75,7 @@ def test_fr3_3_a_clean_worktree_is_not_a_readiness_signal(sandbox: Sandbox, conf
     bad = cli(
         config,
         "emit",
+        "--wait",
         "--json",
         "-",
         input='{"type": "worktree_clean", "payload": {"branch": "feature/quiet"}}\n',

@@ -14,7 +14,7 @@ from integrator.sandbox import Sandbox
 async def ready(env: BotEnv, slug: str, files: dict[str, str] | None = None) -> Feature:
     """A worker pushes ``slug`` and the three readiness events arrive: it is queued."""
     feature = push_feature(env.sandbox, slug, files or {f"{slug}.txt": f"{slug}\n"})
-    report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     assert [c["status"] for c in report.candidates if c["sha"] == feature.sha] == ["ready"], report.candidates
     return feature
 
@@ -25,7 +25,7 @@ async def waiting(env: BotEnv, slug: str) -> Feature:
     finalize = [
         e for e in readiness_events(feature.slug, feature.branch, feature.sha) if e.type != "review_approved"
     ]
-    await env.integ.emit(finalize)
+    await env.integ.emit(finalize, wait=True)
     return feature
 
 
@@ -47,7 +47,7 @@ async def blocked(env: BotEnv, slug: str) -> Feature:
     """``slug`` and main both change ``shared.txt``: the real workflow blocks it on a conflict."""
     feature = push_feature(env.sandbox, slug, {"shared.txt": f"{slug} wants this\n"})
     move_main(env.sandbox, {"shared.txt": "main wants this\n"}, "main: shared.txt")
-    report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     assert report.candidates[0]["status"] == "ready"
     await drain(env)
     found = [b for b in await env.integ.blocked() if b["slug"] == slug]

@@ -43,7 +43,7 @@ async def lease_holder(integ: Integrator) -> str | None:
 async def make_ready(sandbox: Sandbox, integ: Integrator, slug: str) -> str:
     feature = push_feature(sandbox, slug, {f"{slug}.txt": f"{slug}\n"})
     # The bot's integrator does the git check; emitting only records and wakes it.
-    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), check=False)
+    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
     return feature.sha
 
 

@@ -28,7 +28,7 @@ from integrator.store import Store
 
 
 def emit(cfg: Config, *events: dict[str, Any]) -> None:
-    result = cli(cfg, "emit", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
+    result = cli(cfg, "emit", "--wait", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
     assert result.returncode == 0, result.stderr
 
 

@@ -56,7 +56,13 @@ def ready_ndjson(slug: str, branch: str, sha: str, *, round_: int = 1) -> str:
 def emit_ready(cfg: Config, slug: str, branch: str, sha: str, *, round_: int = 1) -> dict[str, Any]:
     """The three readiness events in one ``integrator emit --json -`` call."""
     result = cli(
-        cfg, "emit", "--json", "-", "--json-output", input=ready_ndjson(slug, branch, sha, round_=round_)
+        cfg,
+        "emit",
+        "--wait",
+        "--json",
+        "-",
+        "--json-output",
+        input=ready_ndjson(slug, branch, sha, round_=round_),
     )
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)

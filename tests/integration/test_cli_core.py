@@ -144,10 +144,10 @@ def test_emit_each_type_by_flags_with_timestamps_defaulting_to_now(config: Confi
     feature = push_feature(sandbox, "flags", {"f.txt": "1\n"})
     before = datetime.now(UTC)
     results = [
-        cli(config, "emit", "review_approved", "--slug", "flags", "--sha", feature.sha, "--reviewer", "rev",
+        cli(config, "emit", "--wait", "review_approved", "--slug", "flags", "--sha", feature.sha, "--reviewer", "rev",
             "--round", "1"),
-        cli(config, "emit", "branch_pushed", "--branch", feature.branch, "--sha", feature.sha, "--pusher", "ann"),
-        cli(config, "emit", "finalize_ready", "--slug", "flags", "--branch", feature.branch, "--sha", feature.sha,
+        cli(config, "emit", "--wait", "branch_pushed", "--branch", feature.branch, "--sha", feature.sha, "--pusher", "ann"),
+        cli(config, "emit", "--wait", "finalize_ready", "--slug", "flags", "--branch", feature.branch, "--sha", feature.sha,
             "--worker", "w1"),
     ]  # fmt: skip
     after = datetime.now(UTC)
@@ -185,7 +185,7 @@ def test_the_same_event_twice_is_stored_once_and_said_to_be_a_duplicate(config: 
     assert first.returncode == 0 and first.stdout.startswith("finalize_ready: stored")
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("finalize_ready: duplicate (already stored; nothing changed)")
-    as_json = cli(config, "emit", "--json-output", *base[1:])
+    as_json = cli(config, "emit", "--wait", "--json-output", *base[1:])
     assert json.loads(as_json.stdout)["duplicates"] == 1
     assert len(stored_events(config)) == 1
     # The stored event keeps the first timestamp, to the microsecond.
@@ -194,7 +194,7 @@ def test_the_same_event_twice_is_stored_once_and_said_to_be_a_duplicate(config: 
         2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC
     )
     # Same identity, other content: refused, nothing stored.
-    conflict = cli(config, "emit", "finalize_ready", "--slug", "dup", "--branch", "feature/dup", "--sha", SHA,
+    conflict = cli(config, "emit", "--wait", "finalize_ready", "--slug", "dup", "--branch", "feature/dup", "--sha", SHA,
                    "--worker", "someone-else")  # fmt: skip
     assert conflict.returncode == 2
     assert "same identity but different content is already stored" in conflict.stderr
@@ -221,7 +221,7 @@ def test_invalid_flags_name_every_bad_field_and_store_nothing(
     config: Config, args: list[str], named: list[str]
 ) -> None:
     before = stored_events(config) if config.db.exists() else []
-    res = cli(config, "emit", *args)
+    res = cli(config, "emit", "--wait", *args)
     assert res.returncode == 2
     assert res.stdout == ""
     message = res.stderr.strip()
@@ -234,7 +234,18 @@ def test_invalid_flags_name_every_bad_field_and_store_nothing(
 
 def test_review_round_must_be_an_integer_on_the_command_line(config: Config) -> None:
     res = cli(
-        config, "emit", "review_approved", "--slug", "s", "--sha", SHA, "--reviewer", "r", "--round", "true"
+        config,
+        "emit",
+        "--wait",
+        "review_approved",
+        "--slug",
+        "s",
+        "--sha",
+        SHA,
+        "--reviewer",
+        "r",
+        "--round",
+        "true",
     )
     assert res.returncode == 2
     assert "'true' is not a valid integer" in res.stderr
@@ -252,12 +263,12 @@ def test_ndjson_batch_is_stored_atomically(config: Config, sandbox: Sandbox) -> 
         "",
         line("finalize_ready", slug="batch", branch=feature.branch, sha=feature.sha, worker="w", ready_at=at),
     ]
-    res = cli(config, "emit", "--json", "-", "--json-output", input="\n".join(good) + "\n")
+    res = cli(config, "emit", "--wait", "--json", "-", "--json-output", input="\n".join(good) + "\n")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert (out["stored"], out["duplicates"], out["check_error"]) == (3, 0, None)
     assert [c["status"] for c in out["candidates"]] == ["ready"]
-    again = cli(config, "emit", "--json", "-", input="\n".join(good))
+    again = cli(config, "emit", "--wait", "--json", "-", input="\n".join(good))
     assert again.returncode == 0 and again.stdout.count("duplicate") == 3
     assert len(stored_events(config)) == 3
 
@@ -274,7 +285,7 @@ def test_one_bad_line_rejects_the_whole_batch_naming_every_bad_line(config: Conf
         line("finalize_ready", slug="s", branch="--upload-pack=x", sha=SHA, worker="w", ready_at=at),
         line("superseded", slug="s", branch="b", sha=SHA, superseded_by=SHA, superseded_at=at),
     ]
-    res = cli(config, "emit", "--json", "-", input="\n".join(lines))
+    res = cli(config, "emit", "--wait", "--json", "-", input="\n".join(lines))
     assert res.returncode == 2
     message = res.stderr
     assert message.startswith("error: batch rejected, nothing stored:")
@@ -294,7 +305,7 @@ def test_one_bad_line_rejects_the_whole_batch_naming_every_bad_line(config: Conf
 
 def test_emit_without_type_or_with_empty_stdin_is_an_error(config: Config) -> None:
     assert cli(config, "emit").returncode == 2
-    empty = cli(config, "emit", "--json", "-", input="\n\n")
+    empty = cli(config, "emit", "--wait", "--json", "-", input="\n\n")
     assert empty.returncode == 2 and "no events on stdin" in empty.stderr
 
 
@@ -310,7 +321,7 @@ async def test_status_json_has_the_documented_shape(config: Config, sandbox: San
         line("finalize_ready", slug="shape", branch=ready.branch, sha=ready.sha, worker="w", ready_at=at),
         line("finalize_ready", slug="waits", branch="feature/waits", sha=SHA, worker="w", ready_at=at),
     ]
-    assert cli(config, "emit", "--json", "-", input="\n".join(batch)).returncode == 0
+    assert cli(config, "emit", "--wait", "--json", "-", input="\n".join(batch)).returncode == 0
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["mode"] == "cutover" and status["paused"] is False and status["lease"] is None
     [item] = status["queue"]
@@ -400,7 +411,7 @@ def test_pause_holds_the_queue_and_unpause_releases_it(config: Config, sandbox: 
             ["--slug", "held", "--branch", feature.branch, "--sha", feature.sha, "--worker", "w"],
         ),
     ):
-        assert cli(config, "emit", kind, *args).returncode == 0
+        assert cli(config, "emit", "--wait", kind, *args).returncode == 0
     assert cli(config, "run", "--once").returncode == 0
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["paused"] and status["pause"]["reason"] == "release freeze"

@@ -44,7 +44,7 @@ def emit_ready(cfg: Config, feature: Feature) -> None:
             "payload": {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": now},
         },
     ]
-    result = cli(cfg, "emit", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
+    result = cli(cfg, "emit", "--wait", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
     assert result.returncode == 0, result.stderr
 
 

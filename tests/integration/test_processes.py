@@ -61,7 +61,7 @@ EMITTER = _PRELUDE + textwrap.dedent(
         try:
             barrier()
             for e in events:  # one event per call: one transaction each, contending for the write lock
-                report = await integ.emit([e], check=False)
+                report = await integ.emit([e])
                 outcomes[report.appended[0].outcome] += 1
         finally:
             await integ.close()

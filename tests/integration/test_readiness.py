@@ -63,7 +63,7 @@ async def test_every_order_of_the_three_events_gives_the_same_verdict(
         seen: set[str] = set()
         for index in order:
             event = events[index]
-            report = await integ.emit([event])
+            report = await integ.emit([event], wait=True)
             assert report.stored == 1 and report.check_error is None
             seen.add(event.type)
             mine = [c for c in report.candidates if c["slug"] == feature.slug]
@@ -92,13 +92,13 @@ async def test_one_fetch_per_check_cycle_not_per_event(
     count_fetches(sandbox, log)
     features = [push_feature(sandbox, f"batch-{n}", {f"b{n}.txt": "x\n"}, worker="w") for n in range(3)]
     batch = [e for f in features for e in readiness_events(f.slug, f.branch, f.sha)]
-    report = await integ.emit(batch)
+    report = await integ.emit(batch, wait=True)
     assert report.stored == 9
     assert [c["status"] for c in report.candidates] == ["ready"] * 3
     assert fetches(log) == 1
     # Nothing waits on git: no fetch at all. A retried batch stores nothing: no fetch either.
     await integ.check()
-    again = await integ.emit(batch)
+    again = await integ.emit(batch, wait=True)
     assert again.stored == 0 and again.duplicates == 9
     assert fetches(log) == 1
 
@@ -107,7 +107,7 @@ async def test_moved_branch_waits_for_a_finalize_of_the_new_tip(
     sandbox: Sandbox, config: Config, integ: Integrator
 ) -> None:
     feature = push_feature(sandbox, "moved", {"m.txt": "1\n"})
-    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), check=False)
+    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
     newer = feature.worker.commit({"m.txt": "2\n"}, "moved: more")
     feature.worker.push(feature.branch)
     await integ.check()
@@ -128,7 +128,7 @@ async def test_sha_that_is_on_no_remote_branch_is_not_reachable(sandbox: Sandbox
     invented = "0123456789abcdef" * 2 + "01234567"
     for slug, sha in (("local", unpushed), ("invented", invented)):
         events = readiness_events(slug, feature.branch if slug == "local" else "feature/invented", sha)
-        await integ.emit(events, check=False)
+        await integ.emit(events)
     await integ.check()
     for slug, sha in (("local", unpushed), ("invented", invented)):
         cand = await candidate(integ, slug)
@@ -142,7 +142,7 @@ async def test_branch_deleted_but_sha_elsewhere_is_branch_missing(
     feature = push_feature(sandbox, "gone", {"g.txt": "1\n"})
     feature.worker.push("copy")  # the sha stays reachable from another branch
     git.run_sync(["push", "--quiet", "origin", "--delete", feature.branch], cwd=feature.worker.path)
-    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     cand = await candidate(integ, "gone")
     assert cand["reason_codes"] == ["branch_missing"]
     assert f"branch {feature.branch} does not exist on origin" in cand["reasons"][0]
@@ -153,7 +153,7 @@ async def test_sha_already_on_main_is_integrated_not_queued(sandbox: Sandbox, in
     worker = sandbox.worker("old")
     worker.start("feature/old")
     worker.push("feature/old")
-    await integ.emit(readiness_events("old", "feature/old", main))
+    await integ.emit(readiness_events("old", "feature/old", main), wait=True)
     cand = await candidate(integ, "old")
     assert cand["status"] == "integrated"
     assert cand["reasons"] == [f"{main[:10]} is already on origin/main"]
@@ -163,15 +163,15 @@ async def test_sha_already_on_main_is_integrated_not_queued(sandbox: Sandbox, in
 async def test_approval_of_an_older_sha_does_not_carry_over(sandbox: Sandbox, integ: Integrator) -> None:
     feature = push_feature(sandbox, "reapprove", {"r.txt": "1\n"})
     old = feature.sha
-    await integ.emit(readiness_events(feature.slug, feature.branch, old)[:1], check=False)  # approve old
+    await integ.emit(readiness_events(feature.slug, feature.branch, old)[:1])  # approve old
     new = feature.worker.commit({"r.txt": "2\n"}, "after review")
     feature.worker.push(feature.branch)
     later = readiness_events(feature.slug, feature.branch, new)
-    await integ.emit(later[1:])  # pushed + finalize for the new sha, no approval of it
+    await integ.emit(later[1:], wait=True)  # pushed + finalize for the new sha, no approval of it
     cand = await candidate(integ, "reapprove")
     assert cand["status"] == "waiting" and cand["reason_codes"] == ["approval_for_other_sha"]
     assert f"review_approved is for {old[:10]} (round 1), not for {new[:10]}" in cand["reasons"][0]
-    await integ.emit(readiness_events(feature.slug, feature.branch, new, round_=2)[:1])
+    await integ.emit(readiness_events(feature.slug, feature.branch, new, round_=2)[:1], wait=True)
     cand = await candidate(integ, "reapprove")
     assert cand["status"] == "ready" and cand["sha"] == new
 
@@ -191,11 +191,13 @@ def _at(events: list[Event], delta: timedelta) -> list[Event]:
 async def test_newer_finalize_supersedes_the_queued_older_one(sandbox: Sandbox, integ: Integrator) -> None:
     feature = push_feature(sandbox, "super", {"s.txt": "1\n"})
     old = feature.sha
-    await integ.emit(readiness_events(feature.slug, feature.branch, old))
+    await integ.emit(readiness_events(feature.slug, feature.branch, old), wait=True)
     assert await queue_status(integ, "super", old) == "queued"
     new = feature.worker.commit({"s.txt": "2\n"}, "second round")
     feature.worker.push(feature.branch)
-    report = await integ.emit(_at(readiness_events(feature.slug, feature.branch, new), timedelta(seconds=1)))
+    report = await integ.emit(
+        _at(readiness_events(feature.slug, feature.branch, new), timedelta(seconds=1)), wait=True
+    )
     assert {c["sha"]: c["status"] for c in report.candidates} == {old: "superseded", new: "ready"}
     older = await candidate(integ, "super", old)
     assert older["superseded_by"] == new
@@ -246,10 +248,10 @@ async def test_a_late_finalize_of_an_older_ready_at_is_superseded_on_arrival(
     first = feature.sha
     second = feature.worker.commit({"late.txt": "2\n"}, "second")
     feature.worker.push(feature.branch)
-    await integ.emit(readiness_events(feature.slug, feature.branch, second))
+    await integ.emit(readiness_events(feature.slug, feature.branch, second), wait=True)
     # The finalize of the first sha was declared earlier but arrives now: it never displaces the newer.
     report = await integ.emit(
-        _at(readiness_events(feature.slug, feature.branch, first), timedelta(seconds=-5))
+        _at(readiness_events(feature.slug, feature.branch, first), timedelta(seconds=-5)), wait=True
     )
     assert {c["sha"]: c["status"] for c in report.candidates} == {first: "superseded", second: "ready"}
     assert (await candidate(integ, "late", first))["superseded_by"] == second
@@ -264,7 +266,7 @@ async def test_fetch_failure_is_a_reason_and_the_next_cycle_recovers(
     hidden = sandbox.remote.with_name("remote-away.git")
     os.rename(sandbox.remote, hidden)
     try:
-        report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+        report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
         assert report.stored == 3 and report.check_error is not None
         cand = await candidate(integ, "outage")
         assert cand["status"] == "waiting" and cand["reason_codes"] == ["fetch_failed"]
@@ -282,7 +284,7 @@ async def test_branch_pushed_on_another_remote_does_not_count(sandbox: Sandbox, 
         "branch_pushed",
         {"branch": feature.branch, "sha": feature.sha, "remote": "fork", "pushed_at": utcnow()},
     )
-    await integ.emit([approve, other, finalize])
+    await integ.emit([approve, other, finalize], wait=True)
     cand = await candidate(integ, "elsewhere")
     assert cand["reason_codes"] == ["no_push"]
     assert f"no branch_pushed for {feature.branch} at {feature.sha[:10]} on origin" in cand["reasons"][0]
@@ -296,7 +298,7 @@ async def _history(integ: Integrator, slugs: range, rounds: int) -> None:
             sha = f"{n:020x}{r:020x}"
             events = readiness_events(f"hist-{n}", f"feature/hist-{n}", sha, round_=r + 1)
             batch += _at(events, timedelta(seconds=r))
-    await integ.emit(batch, check=False)
+    await integ.emit(batch)
 
 
 async def _vm_steps(integ: Integrator, events: list[Event]) -> int:
@@ -309,7 +311,7 @@ async def _vm_steps(integ: Integrator, events: list[Event]) -> int:
 
     await integ.store.read(lambda c: c.set_progress_handler(count, 10))
     try:
-        await integ.emit(events, check=False)
+        await integ.emit(events)
     finally:
         await integ.store.read(lambda c: c.set_progress_handler(None, 10))
     return steps[0]

@@ -54,7 +54,7 @@ def emit_ready(cfg: Config, feature: Feature, *, sha: str | None = None, round_:
             },
         },
     ]
-    result = cli(cfg, "emit", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
+    result = cli(cfg, "emit", "--wait", "--json", "-", input="".join(json.dumps(e) + "\n" for e in events))
     assert result.returncode == 0, result.stderr
 
 

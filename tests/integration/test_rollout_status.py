@@ -117,7 +117,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     first = utcnow()
     batch = ndjson("clash-a", "feature/clash-a", shas["clash-a"], iso(first))
     batch += ndjson("clash-b", "feature/clash-b", shas["clash-b"], iso(utcnow()))
-    run_cli(config, "emit", "--json", "-", input=batch)
+    run_cli(config, "emit", "--wait", "--json", "-", input=batch)
     run_cli(config, "run", "--once")
     s.evidence["blocked"] = status_evidence(config)
 
@@ -132,7 +132,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     legacy.start("feature/legacy")
     sha = legacy.commit({"app/legacy.txt": "legacy = yes\n"}, "legacy change")
     legacy.push("feature/legacy")
-    run_cli(config, "emit", "--json", "-", input=ndjson("legacy", "feature/legacy", sha, iso(utcnow())))
+    run_cli(
+        config, "emit", "--wait", "--json", "-", input=ndjson("legacy", "feature/legacy", sha, iso(utcnow()))
+    )
     run_cli(config, "run", "--once")  # predicts would_integrate
     legacy.start("main")
     subprocess.run(["git", "merge", "--quiet", "--no-edit", "--no-ff", sha], cwd=legacy.path, check=True)

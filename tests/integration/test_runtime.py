@@ -61,7 +61,7 @@ def queue_status(cfg: Config) -> dict[str, str]:
 
 async def emit(cfg: Config, events: list[Event]) -> list[dict[str, Any]]:
     async with await Integrator.open(cfg) as integ:
-        return (await integ.emit(events)).candidates
+        return (await integ.emit(events, wait=True)).candidates
 
 
 def show(sandbox: Sandbox, fmt: str, rev: str = "refs/heads/main") -> str:
@@ -451,7 +451,7 @@ def test_an_idle_runner_sleeps_until_an_emit_from_another_process_wakes_it(
     batch = "".join(
         json.dumps({"type": e.type, "payload": json.loads(e.payload_json())}) + "\n" for e in events
     )
-    res = cli(cfg, "emit", "--json", "-", input=batch)
+    res = cli(cfg, "emit", "--wait", "--json", "-", input=batch)
     assert res.returncode == 0, res.stderr
     wait_for(lambda: queue_status(cfg).get("woken") == "integrated", timeout=10)
     assert time.monotonic() - emitted_at < 10 < cfg.idle_check_s

@@ -13,7 +13,7 @@ async def test_ready_candidate_lands_on_main_with_trailers(
     sandbox: Sandbox, config: Config, integ: Integrator
 ) -> None:
     feature = push_feature(sandbox, "feat-a", {"a.txt": "a\n"})
-    report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     assert report.stored == 3
     assert [c["status"] for c in report.candidates] == ["ready"]
     before = sandbox.main_sha()

@@ -142,13 +142,13 @@ async def test_a_step_commits_whole_or_not_at_all(tmp_path: Path) -> None:
 
 async def test_an_emitted_batch_with_a_conflict_stores_nothing(integ: Integrator, config: Config) -> None:
     first = readiness_events("feat-a", "feature/a", SHA)
-    await integ.emit(first[2:], check=False)  # finalize_ready by worker "w"
+    await integ.emit(first[2:])  # finalize_ready by worker "w"
     before = await integ.store.read(_counts)
     batch = readiness_events("feat-b", "feature/b", SHA) + readiness_events(
         "feat-a", "feature/a", SHA, worker="other"
     )
     with pytest.raises(DuplicateConflict):
-        await integ.emit(batch, check=False)
+        await integ.emit(batch)
     assert await integ.store.read(_counts) == before
 
 

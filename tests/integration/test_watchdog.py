@@ -24,7 +24,7 @@ def outbox_kinds(db: Path) -> list[str]:
 
 async def queued_candidate(integ: Integrator, sandbox: Sandbox) -> None:
     feature = push_feature(sandbox, "waits", {"w.txt": "w\n"})
-    report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     assert [c["status"] for c in report.candidates] == ["ready"]
 
 
