@@ -10,12 +10,12 @@ import json
 import os
 import shlex
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from integrator.errors import ConfigError
 
@@ -62,12 +62,13 @@ class DiscordConfig(BaseModel):
     agents: list[AgentConfig] = Field(default_factory=list)
 
 
-class Config(BaseSettings):
-    """Everything the integrator and the bot need to know; paths are absolute after loading."""
+class Config(BaseModel):
+    """Everything the integrator and the bot need to know; paths are absolute after loading.
 
-    model_config = SettingsConfigDict(
-        env_prefix="INTEGRATOR_", env_nested_delimiter="__", extra="forbid", validate_default=True
-    )
+    ``INTEGRATOR_<FIELD>`` (``__`` between nested keys) overrides the file: see :func:`env_overrides`.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     repo: Path
     remote: str = "origin"
@@ -113,18 +114,6 @@ class Config(BaseSettings):
 
         return check_branch_name(value)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first so it overrides the file's values (passed as init kwargs).
-        return (env_settings, init_settings)
-
     def fingerprint(self) -> str:
         """What a verify/merge verdict depends on besides main: a change lets a blocked candidate resume."""
         data = {"verify": self.verify_command, "strategy": self.merge_strategy, "policy": self.branch_policy}
@@ -154,6 +143,47 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path.cwd() / DEFAULT_CONFIG_NAME
 
 
+ENV_PREFIX = "INTEGRATOR_"
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The configuration set in the environment: ``INTEGRATOR_LEASE_TTL_S=7.5``,
+    ``INTEGRATOR_GATE__MIN_DECIDED=5``; a value starting with ``[`` or ``{`` is JSON.
+
+    Hand-written rather than pydantic-settings: that library costs every CLI call (``status``,
+    ``emit``) more import time than the rest of the command. Variables that name no field
+    (``INTEGRATOR_CONFIG``, the test wiring's) are not configuration and are skipped.
+    """
+    found: dict[str, Any] = {}
+    for name, raw in (os.environ if environ is None else environ).items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in Config.model_fields or path[0] in ("discord_token", "config_path"):
+            continue
+        value: Any = raw
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise ConfigError(f"{name}: not valid JSON") from None
+        target = found
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+    return found
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _format_errors(err: ValidationError, where: str) -> str:
     parts = []
     for e in err.errors():
@@ -170,7 +200,7 @@ def build_config(data: dict[str, Any], config_path: Path | None) -> Config:
     if "discord_token" in data:
         raise ConfigError(f"{config_path}: discord_token must not be in the file; set DISCORD_TOKEN instead")
     try:
-        cfg = Config(**data)
+        cfg = Config(**_merged(data, env_overrides()))
     except ValidationError as err:
         raise ConfigError(_format_errors(err, str(config_path or "config"))) from None
     base = config_path.parent.resolve() if config_path else Path.cwd()

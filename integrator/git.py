@@ -8,7 +8,6 @@ GitPython is used where a repository object is convenient (validating a path at 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -17,8 +16,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from integrator.errors import GitError, InvalidInput
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_TIMEOUT_S = 120.0
 _OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -86,6 +89,8 @@ async def run(
     input_text: str | None = None,
 ) -> Result:
     """Run ``git <args>`` in ``cwd`` without blocking the event loop."""
+    import asyncio  # here: the CLI's read-only commands import this module but never start a loop
+
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,

@@ -7,20 +7,18 @@ modules, so the CLI and the bot cannot disagree about what ``status`` or ``resum
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import isolation, journal, outbox, queue, readiness, settings, shadow
-from integrator import lease as leases
+from integrator import journal, outbox, queue, readiness, settings, shadow, views
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused
 from integrator.events import READINESS_TYPES, Event, iso, utcnow
 from integrator.journal import Appended
-from integrator.store import Store, one, rows
+from integrator.store import Store, rows
 
 
 @dataclass
@@ -99,7 +97,9 @@ class Integrator:
                 report.check_error = str(err)
         slugs = {e.payload.model_dump().get("slug") for e in events} - {None}
         branches = {e.payload.model_dump().get("branch") for e in events} - {None}
-        report.candidates = await self.store.read(lambda c: _candidates_for(c, slugs, branches, since=now))
+        report.candidates = await self.store.read(
+            lambda c: views.candidates_for(c, slugs, branches, since=now)
+        )
         return report
 
     async def check(self, view: readiness.GitView | None = None) -> readiness.GitView | None:
@@ -130,17 +130,16 @@ class Integrator:
     # --- views --------------------------------------------------------------------------------------
 
     async def queued(self) -> list[dict[str, Any]]:
-        return await self.store.read(_queue_view)
+        return await self.store.read(views.queue_view)
 
     async def status(self) -> dict[str, Any]:
         cfg = self.cfg
         now = self.clock()
-        found = await self.store.read(lambda c: _status(c, cfg, now))
-        sandbox = await asyncio.to_thread(isolation.in_force, cfg)
-        return {**found, "verify_sandbox": {**sandbox.as_dict(), "verify_command": cfg.verify_command}}
+        found = await self.store.read(lambda c: views.status(c, cfg, now))
+        return {**found, "verify_sandbox": await asyncio.to_thread(views.verify_sandbox, cfg)}
 
     async def blocked(self) -> list[dict[str, Any]]:
-        return await self.store.read(_blocked_view)
+        return await self.store.read(views.blocked_view)
 
     async def shadow_report(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -291,131 +290,6 @@ def _unchanged_message(item: queue.Item, view: readiness.GitView) -> str:
     )
 
 
-# --- read models ----------------------------------------------------------------------------------
-
-
-def _queue_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    items = queue.by_status(conn, "in_progress") + queue.by_status(conn, "queued")
-    out = []
-    for n, item in enumerate(items):
-        entry = item.as_dict()
-        entry["position"] = n + 1 if item.status == "queued" else 0
-        out.append(entry)
-    return out
-
-
 def _blocked_item(conn: sqlite3.Connection, slug: str) -> queue.Item | None:
     found = [i for i in queue.by_status(conn, "blocked") if i.slug == slug]
     return found[-1] if found else None
-
-
-def _blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    out = []
-    for item in queue.by_status(conn, "blocked"):
-        ev = one(
-            conn,
-            "SELECT evidence, next_action, updated_at FROM blocked_evidence WHERE queue_id = ?",
-            (item.id,),
-        )
-        fu = one(
-            conn, "SELECT todo_slug, path, status, blocked_count FROM followups WHERE slug = ?", (item.slug,)
-        )
-        evidence = json.loads(ev["evidence"]) if ev else {}
-        out.append(
-            {
-                **item.as_dict(),
-                "reason_code": item.block_reason,
-                "blocked_on_main": item.block_main,
-                "conflicted_paths": evidence.get("conflicted_paths", []),
-                # The summary the event carries; the untrimmed *_full texts stay in the store.
-                "evidence": {k: v for k, v in evidence.items() if not k.endswith("_full")},
-                "hunks": evidence.get("hunks", {}),
-                "next_action": ev["next_action"] if ev else None,
-                "blocked_at": ev["updated_at"] if ev else None,
-                "follow_up": dict(fu) if fu else None,
-            }
-        )
-    return out
-
-
-def _candidates_for(
-    conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
-) -> list[dict[str, Any]]:
-    """What an emit touched: the live candidates of its slugs and branches, then those it finished.
-
-    Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
-    grow with the number of candidates in the database.
-    """
-    lookups = [
-        (
-            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
-            values,
-        )
-        for column, values in (("slug", slugs), ("branch", branches))
-        if values
-    ]
-    if not lookups:
-        return []
-    found = rows(
-        conn, " UNION ".join(sql for sql, _ in lookups), tuple(v for _, values in lookups for v in values)
-    )
-    live = sorted(
-        (r for r in found if r["status"] in ("waiting", "ready", "blocked")),
-        key=lambda r: (r["ready_at"], r["id"]),
-    )
-    done = sorted(
-        (r for r in found if r["status"] in ("integrated", "superseded") and r["updated_at"] >= since),
-        key=lambda r: (r["updated_at"], -r["id"]),
-        reverse=True,
-    )
-    out = []
-    for row in [*live, *done]:
-        cand = readiness.get(conn, row["id"])
-        assert cand is not None
-        entry = cand.as_dict()
-        item = queue.get_by_candidate(conn, cand.id)
-        entry["position"] = queue.position(conn, item.id) if item else None
-        out.append(entry)
-    return out
-
-
-def _status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any]:
-    mode = settings.mode(conn, cfg.mode)
-    pause = settings.pause_state(conn)
-    found = leases.info(conn, leases.MAIN_LEASE, now=now.timestamp())
-    in_flight = None
-    for item in queue.in_progress(conn):
-        cp = one(conn, "SELECT phase, updated_at FROM checkpoints WHERE queue_id = ?", (item.id,))
-        in_flight = {
-            "slug": item.slug,
-            "sha": item.sha,
-            "branch": item.branch,
-            "phase": cp["phase"] if cp else None,
-            "since": cp["updated_at"] if cp else None,
-        }
-    outcomes = journal.recent(conn, 10, ("integration_completed", "integration_blocked", "superseded"))
-    return {
-        "mode": mode["mode"],
-        "mode_since": mode.get("since"),
-        "mode_by": mode.get("by"),
-        "mode_reason": mode.get("reason"),
-        "paused": pause is not None,
-        "pause": pause,
-        "lease": None
-        if found is None
-        else {
-            "holder": found.holder,
-            "fencing": found.fencing,
-            "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
-        },
-        "in_flight": in_flight,
-        "queue": _queue_view(conn),
-        "blocked": _blocked_view(conn),
-        "candidates": [c.as_dict() for c in readiness.listing(conn)],
-        "recent_outcomes": [{"type": o["type"], **o["payload"]} for o in outcomes],
-        "fault": settings.get(conn, "last_fault"),
-        "outbox": outbox.backlog(conn),
-        "repo": str(cfg.repo),
-        "remote": cfg.remote,
-        "main_branch": cfg.main_branch,
-    }

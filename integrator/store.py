@@ -8,18 +8,17 @@ one per statement. The SQL of each concept lives in the module named for it (que
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import aiosqlite
-
-from integrator import wake
 from integrator.errors import StoreError
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 T = TypeVar("T")
 
@@ -258,6 +257,8 @@ class Store:
     """One SQLite file; ``write`` runs a step in one transaction, ``read`` in a consistent snapshot."""
 
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        import asyncio
+
         self.path = path
         self._conn = conn
         # Set after every notifying write, for in-process listeners (the outbox delivery loop).
@@ -265,6 +266,10 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
+        # Imported here, not at the top: the module's SQL helpers serve the CLI's synchronous
+        # read-only paths (status, queue), which must not pay for the async driver.
+        import aiosqlite
+
         path = Path(path)
         _check_file(path)
         if not path.parent.is_dir():
@@ -312,6 +317,8 @@ class Store:
         Only for real changes: the runner's own writes land on its own wake socket too, so a write
         that notifies on every cycle would turn the idle runner into a busy loop.
         """
+        from integrator import wake
+
         self.changed.set()
         wake.poke(self.path)
 

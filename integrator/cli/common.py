@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import json
@@ -88,6 +87,8 @@ def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 def run_async(coro: Awaitable[T]) -> T:
+    import asyncio  # here: the read-only commands never start an event loop
+
     async def _wrap() -> T:
         return await coro
 

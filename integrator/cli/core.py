@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,7 +19,13 @@ from integrator.cli.render import candidate_line, notification_line, outcome_lin
 from integrator.config import Config, build_config, write_config
 from integrator.errors import InvalidInput
 from integrator.events import Event, make_event, parse_ndjson, utcnow
-from integrator.service import EmitReport, Integrator
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from integrator.service import EmitReport
+
+T = TypeVar("T")
 
 
 def actor() -> str:
@@ -43,6 +49,8 @@ def _timestamp(value: str | None) -> datetime:
 
 
 async def _emit(cfg: Config, events: list[Event], wait: bool) -> EmitReport:
+    from integrator.service import Integrator
+
     async with await Integrator.open(cfg) as integ:
         return await integ.emit(events, wait=wait)
 
@@ -240,7 +248,10 @@ def register(cli: click.Group) -> None:
         cfg = get_config(ctx)
         # A repository deleted or broken since `init` must be said, not hidden behind a calm status.
         git.check_repository(cfg.repo, cfg.remote)
-        data = run_async(call(cfg, "status"))
+        from integrator import views
+
+        sandbox = views.verify_sandbox(cfg)
+        data = read_view(cfg, lambda c: {**views.status(c, cfg, utcnow()), "verify_sandbox": sandbox}, "status")
         echo_json(data) if as_json else click.echo(status_text(data))
 
     @cli.command("queue")
@@ -249,7 +260,9 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def queue_cmd(ctx: click.Context, as_json: bool) -> None:
         """The queue in integration order."""
-        data = run_async(call(get_config(ctx), "queued"))
+        from integrator import views
+
+        data = read_view(get_config(ctx), views.queue_view, "queued")
         echo_json(data) if as_json else click.echo("\n".join(queue_lines(data)))
 
     @cli.command()
@@ -318,21 +331,52 @@ def register(cli: click.Group) -> None:
         run_async(run_integrator(cfg, once=once, force_shadow=force_shadow))
 
 
+class _Stale(Exception):
+    """The database's schema is older than this integrator's: the async store migrates it first."""
+
+
+def read_view(cfg: Config, view: Callable[[sqlite3.Connection], T], method: str) -> T:
+    """``view`` on a read-only snapshot: no async driver, no event loop (the commands agents call most).
+
+    A database that is absent, older or unusable goes through the store instead (``Integrator.<method>``),
+    which creates or migrates it, or says what is wrong with it.
+    """
+    from integrator import readonly
+    from integrator.store import SCHEMA_VERSION
+
+    def current(conn: sqlite3.Connection) -> T:
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
+            raise _Stale
+        return view(conn)
+
+    try:
+        return readonly.read_store(cfg.db, current)
+    except (readonly.StoreUnavailable, _Stale):
+        return run_async(call(cfg, method))  # type: ignore[no-any-return]
+
+
 async def _create_db(cfg: Config) -> None:
+    from integrator.service import Integrator
+
     async with await Integrator.open(cfg):
         pass
 
 
 async def call(cfg: Config, method: str, *args: Any) -> Any:
+    from integrator.service import Integrator
+
     async with await Integrator.open(cfg) as integ:
         return await getattr(integ, method)(*args)
 
 
 async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console: bool = True) -> None:
     """The ``run`` command: runner + console notifications; SIGINT/SIGTERM stop it cleanly."""
+    import asyncio
+
     from integrator.delivery import deliver_forever
     from integrator.outbox import Notification
     from integrator.runner import Runner
+    from integrator.service import Integrator
     from integrator.workflow import Fault
 
     stop = asyncio.Event()

@@ -1,0 +1,145 @@
+"""The read models behind ``status``, ``queue``, ``blocked`` and an emit's report: plain functions of a
+connection, so the CLI can run them on a read-only ``sqlite3`` snapshot without the async store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from integrator import journal, outbox, queue, readiness, settings
+from integrator import lease as leases
+from integrator.config import Config
+from integrator.events import iso
+from integrator.store import one, rows
+
+
+def queue_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    items = queue.by_status(conn, "in_progress") + queue.by_status(conn, "queued")
+    out = []
+    for n, item in enumerate(items):
+        entry = item.as_dict()
+        entry["position"] = n + 1 if item.status == "queued" else 0
+        out.append(entry)
+    return out
+
+
+def blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    out = []
+    for item in queue.by_status(conn, "blocked"):
+        ev = one(
+            conn,
+            "SELECT evidence, next_action, updated_at FROM blocked_evidence WHERE queue_id = ?",
+            (item.id,),
+        )
+        fu = one(
+            conn, "SELECT todo_slug, path, status, blocked_count FROM followups WHERE slug = ?", (item.slug,)
+        )
+        evidence = json.loads(ev["evidence"]) if ev else {}
+        out.append(
+            {
+                **item.as_dict(),
+                "reason_code": item.block_reason,
+                "blocked_on_main": item.block_main,
+                "conflicted_paths": evidence.get("conflicted_paths", []),
+                # The summary the event carries; the untrimmed *_full texts stay in the store.
+                "evidence": {k: v for k, v in evidence.items() if not k.endswith("_full")},
+                "hunks": evidence.get("hunks", {}),
+                "next_action": ev["next_action"] if ev else None,
+                "blocked_at": ev["updated_at"] if ev else None,
+                "follow_up": dict(fu) if fu else None,
+            }
+        )
+    return out
+
+
+def candidates_for(
+    conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
+) -> list[dict[str, Any]]:
+    """What an emit touched: the live candidates of its slugs and branches, then those it finished.
+
+    Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
+    grow with the number of candidates in the database.
+    """
+    lookups = [
+        (
+            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
+            values,
+        )
+        for column, values in (("slug", slugs), ("branch", branches))
+        if values
+    ]
+    if not lookups:
+        return []
+    found = rows(
+        conn, " UNION ".join(sql for sql, _ in lookups), tuple(v for _, values in lookups for v in values)
+    )
+    live = sorted(
+        (r for r in found if r["status"] in ("waiting", "ready", "blocked")),
+        key=lambda r: (r["ready_at"], r["id"]),
+    )
+    done = sorted(
+        (r for r in found if r["status"] in ("integrated", "superseded") and r["updated_at"] >= since),
+        key=lambda r: (r["updated_at"], -r["id"]),
+        reverse=True,
+    )
+    out = []
+    for row in [*live, *done]:
+        cand = readiness.get(conn, row["id"])
+        assert cand is not None
+        entry = cand.as_dict()
+        item = queue.get_by_candidate(conn, cand.id)
+        entry["position"] = queue.position(conn, item.id) if item else None
+        out.append(entry)
+    return out
+
+
+def verify_sandbox(cfg: Config) -> dict[str, Any]:
+    """How the verify command is isolated (what ``status`` shows beside the database's state)."""
+    from integrator import isolation
+
+    return {**isolation.in_force(cfg).as_dict(), "verify_command": cfg.verify_command}
+
+
+def status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any]:
+    mode = settings.mode(conn, cfg.mode)
+    pause = settings.pause_state(conn)
+    found = leases.info(conn, leases.MAIN_LEASE, now=now.timestamp())
+    in_flight = None
+    for item in queue.in_progress(conn):
+        cp = one(conn, "SELECT phase, updated_at FROM checkpoints WHERE queue_id = ?", (item.id,))
+        in_flight = {
+            "slug": item.slug,
+            "sha": item.sha,
+            "branch": item.branch,
+            "phase": cp["phase"] if cp else None,
+            "since": cp["updated_at"] if cp else None,
+        }
+    outcomes = journal.recent(conn, 10, ("integration_completed", "integration_blocked", "superseded"))
+    return {
+        "mode": mode["mode"],
+        "mode_since": mode.get("since"),
+        "mode_by": mode.get("by"),
+        "mode_reason": mode.get("reason"),
+        "paused": pause is not None,
+        "pause": pause,
+        "lease": None
+        if found is None
+        else {
+            "holder": found.holder,
+            "fencing": found.fencing,
+            "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
+        },
+        "in_flight": in_flight,
+        "queue": queue_view(conn),
+        "blocked": blocked_view(conn),
+        "candidates": [c.as_dict() for c in readiness.listing(conn)],
+        "recent_outcomes": [{"type": o["type"], **o["payload"]} for o in outcomes],
+        "fault": settings.get(conn, "last_fault"),
+        "outbox": outbox.backlog(conn),
+        "repo": str(cfg.repo),
+        "remote": cfg.remote,
+        "main_branch": cfg.main_branch,
+    }
