@@ -251,7 +251,9 @@ def register(cli: click.Group) -> None:
         from integrator import views
 
         sandbox = views.verify_sandbox(cfg)
-        data = read_view(cfg, lambda c: {**views.status(c, cfg, utcnow()), "verify_sandbox": sandbox}, "status")
+        data = read_view(
+            cfg, lambda c: {**views.status(c, cfg, utcnow()), "verify_sandbox": sandbox}, "status"
+        )
         echo_json(data) if as_json else click.echo(status_text(data))
 
     @cli.command("queue")
