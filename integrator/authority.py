@@ -281,12 +281,28 @@ def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
         "STATE": str(paths.state),
         "BARE": str(bare),
         "MAIN_REF": f"refs/heads/{cfg.main_branch}",
+        "MAIN_GLOB": main_glob(cfg.main_branch),
         "REFS_IN_FILES": "yes" if _ref_format(bare) == "files" else "no",
         # sys.executable, not its resolved target: a virtualenv is recognised by the path it is run as.
         "PYTHON": sys.executable,
         "CONFIG": str(cfg.config_path),
         "INGEST_PATH": f"{Path(git_path).parent}:/usr/bin:/bin",
     }
+
+
+def main_glob(main_branch: str) -> str:
+    """An sh ``case`` pattern matching the main branch's name in any case (every other byte quoted)."""
+    return "".join(
+        f"[{c.lower()}{c.upper()}]" if c.isascii() and c.isalpha() else c if c.isdigit() else f"\\{c}"
+        for c in main_branch
+    )
+
+
+def probe_marker(credential: str, nonce: str) -> str:
+    """``integrator-probe=NONCE.MAC``: the hook honours it only if MAC proves the credential."""
+    data = f"{credential}:{nonce}".encode()
+    mac = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git hash-object, in the hook
+    return f"{PROBE_OPTION}={nonce}.{mac}"
 
 
 def render_hook(name: str, context: dict[str, str]) -> str:
@@ -880,7 +896,7 @@ class VerifyReport:
         }
 
 
-Effect = Literal["main", "main-deleted", "feature", "atomic", "head"]
+Effect = Literal["main", "main-deleted", "feature", "atomic", "head", "ref"]
 
 
 @dataclass(frozen=True)
@@ -898,6 +914,7 @@ class _Probe:
     # (text in git's message, what to say about it).
     git_refusal: tuple[str, str] | None = None
     note: str = ""
+    ref: str = ""  # effect "ref": this ref now exists (it did not before)
 
 
 @dataclass
@@ -915,6 +932,7 @@ class _Verify:
     orphan_sha: str = ""
     alias: str | None = None
     head_existed: bool = False
+    refs_before: frozenset[str] = frozenset()
 
     @property
     def main_ref(self) -> str:
@@ -930,7 +948,7 @@ class _Verify:
 
     @property
     def marker(self) -> str:
-        return f"{PROBE_OPTION}={self.run_id}"
+        return probe_marker(self.credential, self.run_id)
 
     def run(
         self,
@@ -951,7 +969,8 @@ class _Verify:
         self.run(["update-ref", self.main_ref, sha])
 
     def remote_heads(self) -> dict[str, str]:
-        out = self.run(["ls-remote", "--heads", "--", self.transport.url], cwd=self.tmp).stdout
+        # Every ref, not only branches: a tag or replace ref named like main is a probe's effect too.
+        out = self.run(["ls-remote", "--", self.transport.url], cwd=self.tmp).stdout
         heads = {}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
@@ -1069,9 +1088,34 @@ def _probe_list(v: _Verify) -> list[_Probe]:
             effect="head",
             note="a branch named HEAD confuses every clone; refused in both modes",
         ),
+        *_lookalike_probes(v, mark),
         _Probe("feature branch", ("push", *mark, url, f"{p}:{v.prefix}feature"), "allowed", effect="feature"),
     ]
     return probes
+
+
+def _lookalike_refs(v: _Verify) -> list[str]:
+    """Refs that could stand in for main: a replacement of its commit, and its name elsewhere or cased."""
+    main = v.cfg.main_branch
+    found = [f"refs/replace/{v.main_before}", f"refs/tags/{main}", f"refs/remotes/origin/{main}"]
+    if main.swapcase() != main:
+        found.append(f"refs/heads/{main.swapcase()}")
+    return found
+
+
+def _lookalike_probes(v: _Verify, mark: tuple[str, ...]) -> list[_Probe]:
+    return [
+        _Probe(
+            f"create {ref.replace(v.main_before, '<main>')}",
+            ("push", *mark, v.transport.url, f"{v.probe_sha}:{ref}"),
+            _guarded(v),
+            effect="ref",
+            ref=ref,
+            note="named like main or replacing its commit: it could stand in for main",
+        )
+        for ref in _lookalike_refs(v)
+        if ref not in v.refs_before
+    ]
 
 
 def _receive_pack_note(v: _Verify, expect: Expect) -> str:
@@ -1158,6 +1202,7 @@ def _observe(v: _Verify, probe: _Probe, result: git.Result, heads: dict[str, str
         "main-deleted": main_now is None,
         "feature": heads.get(f"{v.prefix}feature") == v.probe_sha,
         "head": "refs/heads/HEAD" in heads and not v.head_existed,
+        "ref": probe.ref in heads and probe.ref not in v.refs_before,
     }
     if probe.effect == "atomic":
         side = heads.get(f"{v.prefix}atomic") == v.probe_sha
@@ -1276,7 +1321,8 @@ def _prepare_scratch(v: _Verify) -> None:
     v.orphan_sha = v.run(["commit-tree", "-m", message + ", unrelated history", tree]).stdout.strip()
     v.run(["update-ref", f"refs/heads/{v.cfg.main_branch}", v.probe_sha])
     v.run(["symbolic-ref", "HEAD", f"refs/heads/{v.cfg.main_branch}"])
-    v.head_existed = "refs/heads/HEAD" in v.remote_heads()
+    v.refs_before = frozenset(v.remote_heads())
+    v.head_existed = "refs/heads/HEAD" in v.refs_before
 
 
 def _cleanup(v: _Verify) -> None:
@@ -1288,6 +1334,8 @@ def _cleanup(v: _Verify) -> None:
     leftovers = [ref for ref in heads if ref.startswith(v.prefix)]
     if "refs/heads/HEAD" in heads and not v.head_existed:
         leftovers.append("refs/heads/HEAD")
+    # Deleting a ref named like main is allowed without the credential (it is the clean-up).
+    leftovers += [r for r in heads if r in _lookalike_refs(v) and r not in v.refs_before]
     if leftovers:
         v.run(
             ["push", "--quiet", "-o", v.marker, v.transport.url, *(f":{ref}" for ref in leftovers)],

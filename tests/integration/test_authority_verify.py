@@ -34,6 +34,13 @@ EVERY_VARIANT = {
     "push to refs/heads/HEAD",
     "feature branch",
 }
+LOOKALIKES = {
+    "create refs/replace/<main>",
+    "create refs/tags/main",
+    "create refs/remotes/origin/main",
+    "create refs/heads/MAIN",
+}
+EVERY_VARIANT |= LOOKALIKES
 
 
 def _heads(s: Setup) -> dict[str, str]:
@@ -95,6 +102,7 @@ def test_shadow_on_a_path_remote_expects_main_open_and_leaves_no_trace(tmp_path:
     assert rows["--mirror"]["actual"] == "skipped"
     assert rows["push to refs/heads/HEAD"]["actual"] == "rejected"
     assert rows["delete main (--delete)"]["actual"] in ("allowed", "refused by git")
+    assert all(rows[name]["actual"] == "allowed" for name in LOOKALIKES)  # and deleted again
     assert _heads(s) == heads_before
     # Probe pushes are marked: not legacy pushes for the parity report, not readiness events.
     assert authority.read_legacy_pushes(s.bare) == []
@@ -115,6 +123,8 @@ def test_over_git_daemon_the_remote_is_a_boundary(served: tuple[Setup, remote_se
     assert rows["--receive-pack with hooks off"]["actual"] in ("rejected", "refused")
     assert rows["GIT_CONFIG_GLOBAL turning hooks off"]["actual"] == "rejected"
     assert rows["server-side symbolic ref to main"]["actual"] == "rejected"  # bare found via authority.json
+    for name in LOOKALIKES:
+        assert (rows[name]["expected"], rows[name]["actual"]) == ("rejected", "rejected"), name
     assert _heads(s) == heads_before
     record = json.loads((s.cfg.state_dir / "authority.json").read_text())
     assert record["verify_result"] == "pass" and record["transport_kind"] == "server" and record["boundary"]

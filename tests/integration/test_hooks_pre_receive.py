@@ -203,3 +203,52 @@ def test_a_chain_of_symbolic_refs_after_pack_refs_still_counts_as_main(tmp_path:
     assert via_chain.returncode == 1 and "refs/heads/alias2->refs/heads/main" in via_chain.stderr
     assert s.main_sha() == before
     assert packed_feature.returncode == 0, packed_feature.stderr
+
+
+def test_a_probe_marker_counts_only_when_it_proves_the_credential(tmp_path: Path) -> None:
+    """In shadow a probe push is left out of the parity evidence: only with a marker made from the credential."""
+    s = make_setup(tmp_path, mode="shadow")
+    wrong = authority.probe_marker("not-the-credential", "1234")
+    forged = ["integrator-probe=x", "integrator-probe=1234", "integrator-probe=1234.abc", wrong]
+    for marker in forged:
+        s.commit(f"forged {marker}")
+        pushed = s.push("-o", marker, "origin", "main")
+        assert pushed.returncode == 0, pushed.stderr
+    forged_pushes = authority.read_legacy_pushes(s.bare)
+    assert len(forged_pushes) == len(forged) and not any(p.probe for p in forged_pushes)
+
+    s.commit("a real probe")
+    assert s.push("-o", authority.probe_marker(s.credential(), "5678"), "origin", "main").returncode == 0
+    assert authority.read_legacy_pushes(s.bare) == forged_pushes
+    assert [p.probe for p in authority.read_legacy_pushes(s.bare, include_probes=True)][-1] is True
+
+
+@pytest.mark.parametrize(
+    "ref", ["refs/tags/main", "refs/heads/Main", "refs/remotes/origin/main", "refs/tags/x/MAIN"]
+)
+def test_cutover_rejects_refs_that_could_stand_in_for_main(tmp_path: Path, ref: str) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    sha = s.commit("lookalike")
+
+    result = s.push("origin", f"{sha}:{ref}")
+
+    assert result.returncode == 1 and "pre-receive hook declined" in result.stderr
+    assert ref in result.stderr
+    assert g(s.bare, "for-each-ref", ref).stdout == ""
+    # The integrator may; and anyone may delete one again (the clean-up).
+    assert s.integrator_push("origin", f"{sha}:{ref}").returncode == 0
+    assert s.push("origin", f":{ref}").returncode == 0
+    assert g(s.bare, "for-each-ref", ref).stdout == ""
+
+
+def test_cutover_rejects_a_replace_ref_and_lets_a_branch_merely_containing_main_through(
+    tmp_path: Path,
+) -> None:
+    s = make_setup(tmp_path, mode="cutover")
+    main = s.main_sha()
+    sha = s.commit("replacement")
+    replaced = s.push("origin", f"{sha}:refs/replace/{main}")
+    assert replaced.returncode == 1 and "pre-receive hook declined" in replaced.stderr
+    assert g(s.bare, "for-each-ref", "refs/replace/").stdout == ""
+    for name in ("refs/heads/maintenance", "refs/heads/fix-main", "refs/tags/v1"):
+        assert s.push("origin", f"{sha}:{name}").returncode == 0, name
