@@ -61,15 +61,14 @@ class LeaseLost(IntegratorError):
 
 
 class GitError(IntegratorError):
-    """A git command failed; ``transient`` says whether retrying later may help."""
+    """A git command failed; who is to blame depends on what it was doing (see ``workflow``)."""
 
     code = "git_error"
 
-    def __init__(self, message: str, *, command: list[str], stderr: str, transient: bool = False) -> None:
+    def __init__(self, message: str, *, command: list[str], stderr: str) -> None:
         super().__init__(message)
         self.command = command
         self.stderr = stderr
-        self.transient = transient
 
 
 class Refused(IntegratorError):

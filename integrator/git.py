@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S = 120.0
 _OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# Stderr fragments that mean "try again later", not "this candidate is bad".
-_TRANSIENT = re.compile(
-    r"could not read from remote|unable to access|connection refused|connection reset|timed out|"
-    r"could not resolve|unable to lock|index\.lock|cannot lock ref|\.lock': file exists|"
-    r"does not appear to be a git repository|early eof|the remote end hung up",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -75,7 +68,6 @@ def _raise(args: Sequence[str], rc: int, stderr: str) -> GitError:
         f"git {shown} failed: {last}",
         command=["git", *args],
         stderr=stderr,
-        transient=bool(_TRANSIENT.search(stderr)),
     )
 
 
@@ -115,7 +107,6 @@ async def run(
             f"git {' '.join(args[:2])} timed out after {timeout:.0f}s",
             command=["git", *args],
             stderr="timeout",
-            transient=True,
         ) from None
     except asyncio.CancelledError:
         if proc.returncode is None:
@@ -162,7 +153,6 @@ def run_sync(
             f"git {' '.join(args[:2])} timed out after {timeout:.0f}s",
             command=["git", *args],
             stderr="timeout",
-            transient=True,
         ) from None
     result = Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
     if check and not result.ok:
@@ -224,14 +214,34 @@ _FETCH_CONFIG = {
 }
 
 
-async def fetch(repo: Path, remote: str, *, timeout: float) -> None:
-    """One fetch of every branch of ``remote`` into ``refs/remotes/<remote>/``."""
+async def fetch(repo: Path, remote: str, *, timeout: float, exclude: Sequence[str] = ()) -> None:
+    """One fetch of every branch of ``remote`` (but ``exclude``) into ``refs/remotes/<remote>/``."""
+    refspecs = [f"+refs/heads/*:refs/remotes/{remote}/*", *(f"^refs/heads/{b}" for b in exclude)]
     await run(
-        ["fetch", "--prune", "--no-tags", "--quiet", "--", remote, f"+refs/heads/*:refs/remotes/{remote}/*"],
+        ["fetch", "--prune", "--no-tags", "--quiet", "--", remote, *refspecs],
         cwd=repo,
         timeout=timeout,
         env=_FETCH_CONFIG,
     )
+
+
+async def fetch_branch(repo: Path, remote: str, branch: str, *, timeout: float) -> None:
+    """Fetch one branch of ``remote`` into its remote-tracking ref."""
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    await run(
+        ["fetch", "--no-tags", "--quiet", "--", remote, refspec], cwd=repo, timeout=timeout, env=_FETCH_CONFIG
+    )
+
+
+async def ls_remote_heads(repo: Path, remote: str, *, timeout: float) -> dict[str, str]:
+    """``{branch: sha}`` as the remote has them now, without fetching any object."""
+    out = await run(["ls-remote", "--heads", "--", remote], cwd=repo, timeout=timeout)
+    heads = {}
+    for line in out.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith("refs/heads/"):
+            heads[ref.removeprefix("refs/heads/")] = sha
+    return heads
 
 
 async def refresh_index(repo: Path, *, timeout: float) -> None:
@@ -408,12 +418,10 @@ async def push_main(
     text = res.stdout + res.stderr
     if "stale info" in text or "fetch first" in text or "non-fast-forward" in text:
         return PushResult(False, True, text)
-    if _TRANSIENT.search(text) and "hook declined" not in text:
-        # A locked ref on the remote also shows as "[remote rejected]", but it is the machine's
-        # problem, not the candidate's: raise it as a transient fault, never a rejection to block on.
-        raise _raise(res.args, res.returncode, text)
-    if "[remote rejected]" in text or "pre-receive hook declined" in text:
+    if "pre-receive hook declined" in text:
         return PushResult(False, False, text)
+    # Anything else (unreachable, a ref lock on the remote, receive-pack dying) is the remote's
+    # problem, not the candidate's: the caller counts it as an infrastructure fault.
     raise _raise(res.args, res.returncode, text)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from integrator import git, outbox, queue
 from integrator.errors import GitError
 from integrator.events import Event, iso, make_event, utcnow
+from integrator.fetching import Unfetched, fetch_remote
 from integrator.journal import append
 from integrator.store import Store, one, rows
 
@@ -278,15 +279,18 @@ class GitView:
     tips: dict[str, str] = field(default_factory=dict)
     # Tips of remote branches already on main, when a check cycle asked (one git call for all).
     merged: frozenset[str] | None = None
+    # Branches whose tip could not be fetched (their tips above are what the remote lists).
+    unfetched: dict[str, Unfetched] = field(default_factory=dict)
 
 
 async def observe(
     repo: Path, remote: str, main_branch: str, *, timeout: float, fetch: bool = True
 ) -> GitView:
-    if fetch:
-        await git.fetch(repo, remote, timeout=timeout)
+    """Fetch (unless told not to) and read the tips; a GitError means the remote failed for main."""
+    unfetched = await fetch_remote(repo, remote, main_branch, timeout=timeout) if fetch else {}
     tips = await git.remote_tips(repo, remote, timeout=timeout)
-    return GitView(tips.get(main_branch), tips)
+    tips.update({branch: u.sha for branch, u in unfetched.items()})
+    return GitView(tips.get(main_branch), tips, unfetched=unfetched)
 
 
 async def git_reasons(

@@ -44,6 +44,8 @@ from integrator.phases import PhaseProbe
 from integrator.store import Store
 
 Guard = Callable[[], Awaitable[Lease]]
+# Takes of one candidate that may end in an infrastructure fault before it is blocked instead.
+MAX_FAULTED_ATTEMPTS = 5
 OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued"]
 
 
@@ -129,17 +131,26 @@ class Workflow:
         push_env = authority.credential_push_env(cfg) if secrets else None
         last_push_error = ""
         for attempt in range(cfg.push_retries + 1):
+            # Who a git failure is blamed on: the integrator's own side (the remote for main, its
+            # clone) is a fault that counts toward rollback; anything handling the candidate's
+            # content blocks the candidate. Decided by the step, never by what git printed.
+            stage = "fetch"
             try:
                 if view is None or attempt > 0:
                     view = await readiness.observe(repo, cfg.remote, cfg.main_branch, timeout=t)
                 main_before = view.main_sha
                 if main_before is None:
                     raise Fault(f"{cfg.remote}/{cfg.main_branch} does not exist")
+                unfetched = view.unfetched.get(item.branch)
+                if unfetched is not None and unfetched.sha == item.sha:
+                    return await self.block(item, "git_error", unfetched.evidence, main_sha=main_before)
+                stage = "safety"
                 safety.raise_if_unsafe(
                     await safety.check_preconditions(
                         repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=t
                     )
                 )
+                stage = "merge"
                 verdict = await self._recheck(item, view)
                 if verdict is not None:
                     return verdict
@@ -168,6 +179,7 @@ class Workflow:
                     item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
                 )
                 await self.probe("before_push")
+                stage = "push"
                 pushed = await git.push_main(
                     repo,
                     cfg.remote,
@@ -193,11 +205,12 @@ class Workflow:
                     return await self.block(item, "push_rejected", evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
             except (Fault, safety.SafetyGateFailed) as err:
-                return await self.requeue_for_fault(item, err)
+                return await self.requeue_for_fault(item, err, stage=stage)
             except GitError as err:
-                if err.transient:
-                    return await self.requeue_for_fault(item, err)
+                if stage != "merge":
+                    return await self.requeue_for_fault(item, err, stage=stage)
                 evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
+                evidence.update(stage=stage, error=str(err))
                 return await self.block(item, "git_error", evidence, main_sha=view.main_sha if view else None)
         evidence = blocked.git_failure_evidence(
             ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=secrets
@@ -394,8 +407,19 @@ class Workflow:
         await self.store.write(write, notify=True)
         return Outcome("superseded", {"slug": item.slug, "sha": item.sha, "superseded_by": by_sha})
 
-    async def requeue_for_fault(self, item: queue.Item, err: Exception) -> Outcome:
-        """Put the candidate back at its place in the queue; the runner backs off and reports the fault."""
+    async def requeue_for_fault(self, item: queue.Item, err: Exception, *, stage: str) -> Outcome:
+        """Put the candidate back at its place in the queue; the runner backs off and reports the fault.
+
+        A candidate that has faulted on every one of ``MAX_FAULTED_ATTEMPTS`` takes is blocked instead,
+        so no single candidate can keep the integrator (and the rollback counter) spinning.
+        """
+        if item.attempts >= MAX_FAULTED_ATTEMPTS:
+            evidence = {"stage": stage, "error": str(err), "attempts": item.attempts}
+            if isinstance(err, GitError):
+                evidence.update(
+                    blocked.git_failure_evidence(err.command, err.stderr, secrets=self._secrets())
+                )
+            return await self.block(item, "git_error", evidence, main_sha=None)
         lease = await self.guard()
         now = self._now()
 
