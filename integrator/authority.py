@@ -138,7 +138,7 @@ def check_bare(path: Path | str) -> Path:
 
 def _write_private(path: Path, text: str) -> None:
     """Atomically write ``text`` readable by the owner only (0600 from creation, not chmod after)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, 0o600)
@@ -512,7 +512,8 @@ def read_record(cfg: Config) -> dict[str, Any]:
 def update_record(cfg: Config, changes: dict[str, Any]) -> None:
     data = read_record(cfg)
     data.update(changes)
-    _write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n")
+    cfg.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
 
 
 _VERIFY_KEYS = (

@@ -8,6 +8,8 @@ one per statement. The SQL of each concept lives in the module named for it (que
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -274,6 +276,9 @@ class Store:
         _check_file(path)
         if not path.parent.is_dir():
             raise StoreError(f"database directory {path.parent} does not exist")
+        # Owner-only from the first byte; SQLite gives its -wal and -shm files the same mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as err:

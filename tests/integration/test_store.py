@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import readiness_events
+from conftest import make_config, ok, readiness_events
 
 from integrator import journal
 from integrator import store as store_mod
 from integrator.config import Config
 from integrator.errors import DuplicateConflict, StoreError
 from integrator.events import make_event, utcnow
+from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from integrator.store import SCHEMA_VERSION, Store
 
@@ -310,3 +312,21 @@ async def test_opening_and_reading_never_wait_for_another_writer(tmp_path: Path)
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+async def test_the_database_credential_and_state_are_owner_only(tmp_path: Path) -> None:
+    """Created 0600 (files) and 0700 (directories) from the start, though the umask would allow more."""
+    sandbox = Sandbox.create(tmp_path / "sb")
+    cfg = make_config(tmp_path, sandbox, state_dir=str(tmp_path / "private" / "state"))
+    old = os.umask(0o022)
+    try:
+        ok(cfg, "hooks", "install", "--remote", str(sandbox.remote))
+        async with await Integrator.open(cfg) as integ:
+            await integ.status()  # a live connection: the -wal and -shm files exist now
+            files = [cfg.db, Path(f"{cfg.db}-wal"), Path(f"{cfg.db}-shm"), cfg.credential_file]
+            files.append(cfg.state_dir / "authority.json")
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in files}
+    finally:
+        os.umask(old)
+    assert modes == {path.name: 0o600 for path in files}
+    assert stat.S_IMODE(cfg.state_dir.stat().st_mode) == 0o700
