@@ -161,8 +161,10 @@ async def test_verify_sees_only_the_allowlisted_environment_and_the_network_as_c
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)"
+    hidden = f"! test -e {shlex.quote(str(sandbox.remote / 'HEAD'))} && ! test -s {shlex.quote(str(tmp_path / 'integrator.db'))}"
     script = (
-        f'set -x; test "$HOME" != {shlex.quote(os.environ["HOME"])} && test -z "$INTEGRATOR_LEAKED" '
+        f"set -x; {hidden} && "
+        f'test "$HOME" != {shlex.quote(os.environ["HOME"])} && test -z "$INTEGRATOR_LEAKED" '
         f'&& test "$EXTRA" = yes && {"" if network else "!"} {shlex.quote(sys.executable)} -c "{connect}"'
     )
     cfg = make_config(
