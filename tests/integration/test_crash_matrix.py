@@ -10,13 +10,16 @@ every merge is a completed candidate.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Feature, cli, db_rows, emit_ready, make_config, push_feature
-from support.killpoints import BEFORE_PUSH, KILL_AT
+from conftest import Feature, cli, db_rows, emit_ready, make_config, push_feature, wait_for
+from support import killpoints
+from support.killpoints import BEFORE_PUSH, KILL_AT, PROBE_LOG, STOP_AT
 
 from integrator import git
 from integrator.checkpoint import PHASES
@@ -166,3 +169,32 @@ async def test_the_installed_cli_ignores_the_test_switches(tmp_path: Path, sandb
     product = [Path(__file__).parents[2] / d for d in ("integrator", "bot", "teleclaude")]
     readers = [p for d in product for p in d.rglob("*.py") if "INTEGRATOR_TEST_" in p.read_text()]
     assert readers == []
+
+
+async def test_the_wrapper_freezes_the_real_cli_at_a_named_phase(tmp_path: Path, sandbox: Sandbox) -> None:
+    """``STOP_AT`` + ``PROBE_LOG``: a frozen holder, found by the log instead of a sleep (for fencing tests)."""
+    cfg = make_config(tmp_path, sandbox, **LEASE)
+    feature = push_feature(sandbox, "frozen", {"f.txt": "f\n"})
+    await emit_ready(cfg, feature)
+    initial = sandbox.main_sha()
+    log = tmp_path / "phases.log"
+    env = {**os.environ, STOP_AT: "merged", PROBE_LOG: str(log)}
+    argv = [*killpoints.command("integrator"), "--config", str(cfg.config_path), "run", "--once"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: log.exists() and "merged" in log.read_text(), what="phase merged")
+        state = wait_for(
+            lambda: Path(f"/proc/{proc.pid}/stat").read_text().split()[2] == "T", what="a stopped process"
+        )
+        assert state and proc.poll() is None
+        assert [line.split()[0] for line in log.read_text().splitlines()] == [
+            "dequeued",
+            "verified_ready",
+            "merged",
+        ]
+        assert sandbox.main_sha() == initial  # frozen before the push
+    finally:
+        proc.kill()
+        proc.wait()
+    assert cli(cfg, "run", "--once").returncode == 0
+    assert_consistent(sandbox, cfg, [feature])
