@@ -86,6 +86,9 @@ class Config(BaseModel):
     verify_accept_unisolated: bool = False
     verify_network: bool = True
     verify_env: dict[str, str] = Field(default_factory=dict)
+    # How many queued candidates verify at once, each on main + the merges ahead of it
+    # (integrator/pipeline.py); 1 = one candidate at a time.
+    pipeline_depth: int = Field(default=4, ge=1, le=32)
     git_timeout_s: float = Field(default=120.0, gt=0)
     lease_ttl_s: float = Field(default=120.0, gt=0)
     lease_renew_s: float = Field(default=30.0, gt=0)

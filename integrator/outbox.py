@@ -27,6 +27,7 @@ KINDS = frozenset(
         "paused",
         "unpaused",
         "fault",
+        "verify_started",
     }
 )
 MAX_BACKOFF_S = 300.0

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, git, readiness, settings
+from integrator import authority, cutover, git, pipeline, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost
@@ -66,6 +66,7 @@ class Runner:
         self._backoff = 0.0
         self.faults_in_a_row = 0
         self.last_fault: str | None = None
+        self.pipeline: pipeline.Pipeline | None = None
 
     def _epoch(self) -> float:
         return self.clock().timestamp()
@@ -141,6 +142,14 @@ class Runner:
         renew = asyncio.create_task(self._renew_forever())
         listener = WakeListener(self.store.path)
         listener.start()
+        direct = self.workflow.verifier
+        if self.cfg.pipeline_depth > 1 and self.cfg.verify_command:
+            # Per tenure: only the holder verifies, and a lost lease stops every verify with it.
+            self.pipeline = pipeline.Pipeline(
+                self.cfg, self.store, self.guard, self.workflow.message, self.workflow._secrets
+            )
+            self.workflow.verifier = self.pipeline
+            self.pipeline.start()
         try:
             await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
             await self.workflow.recover()
@@ -156,6 +165,10 @@ class Runner:
             log.warning("event=lease_lost reason=%s", err)
             self._lost.set()
         finally:
+            if self.pipeline is not None:
+                await self.pipeline.stop()
+                self.pipeline = None
+                self.workflow.verifier = direct
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
@@ -214,7 +227,14 @@ class Runner:
         if item is None:
             await self._healthy()
             return False
+        if self.pipeline is not None and view.main_sha:
+            try:
+                await self.pipeline.reconcile(view.main_sha)
+            except GitError as err:  # the head is built and verified by the workflow anyway
+                log.warning("event=pipeline_reconcile_failed error=%s", err)
         outcome = await self.workflow.integrate(item, view)
+        if self.pipeline is not None:
+            self.pipeline.landed(item, outcome.detail.get("main_after"))
         log.info("event=outcome kind=%s slug=%s sha=%s", outcome.kind, item.slug, item.sha[:10])
         if outcome.kind == "requeued":
             self._bump_backoff(outcome.detail.get("error", "infrastructure fault"))

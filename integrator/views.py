@@ -9,7 +9,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings
+from integrator import journal, outbox, pipeline, queue, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.events import iso
@@ -133,6 +133,7 @@ def status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, An
             "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
         },
         "in_flight": in_flight,
+        "pipeline": pipeline.view(conn, now.timestamp()),
         "queue": queue_view(conn),
         "blocked": blocked_view(conn),
         "candidates": [c.as_dict() for c in readiness.listing(conn)],

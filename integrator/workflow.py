@@ -29,11 +29,11 @@ from integrator import (
     git,
     outbox,
     phases,
+    pipeline,
     queue,
     readiness,
     safety,
     settings,
-    verify,
 )
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
@@ -85,6 +85,8 @@ class Workflow:
         self.guard = guard
         self.clock = clock
         self.probe = probe or phases.installed()
+        # Builds the merge commit and runs its verify; the runner swaps in the speculative pipeline.
+        self.verifier: pipeline.Direct = pipeline.Direct(cfg, self.message)
 
     def _now(self) -> str:
         return iso(self.clock())
@@ -166,13 +168,10 @@ class Workflow:
                     return await self.complete(
                         item, main_before, main_before, main_before, started, already_on_main=True
                     )
-                parents = [main_before, item.sha] if cfg.merge_strategy == "merge" else [main_before]
-                merge_sha = await git.commit_tree(
-                    repo, merge.tree, parents, commit_message(cfg, item, self._holder()), timeout=t
-                )
+                merge_sha = await self.verifier.commit(main_before, item, merge.tree)
                 await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
                 await self.probe("verify")
-                failure = await verify.run(cfg, merge_sha, secrets=secrets)
+                failure = await self.verifier.verify(main_before, item, merge_sha, secrets)
                 if failure is not None:
                     return await self.block(item, failure.reason_code, failure.evidence, main_sha=main_before)
                 lease = await self._checkpoint(
@@ -245,6 +244,9 @@ class Workflow:
         path = self.cfg.credential_file
         secret = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
         return [secret] if secret else []
+
+    def message(self, item: queue.Item) -> str:
+        return commit_message(self.cfg, item, self._holder())
 
     def _holder(self) -> str:
         return f"teleclaude-integrator@{os.uname().nodename}"

@@ -52,6 +52,7 @@ def status_text(s: dict[str, Any]) -> str:
     if s.get("in_flight"):
         f = s["in_flight"]
         lines.append(f"in flight: {f['slug']} {short(f['sha'])} phase {f['phase']} since {f['since']}")
+    lines += pipeline_lines(s.get("pipeline"))
     if s.get("fault"):
         f = s["fault"]
         lines.append(f"last fault: {f['at']} {f['kind']}: {f['message']} ({f['streak']} in a row)")
@@ -96,6 +97,21 @@ def outcome_line(o: dict[str, Any]) -> str:
     return f"superseded {o['slug']} {short(o['sha'])} by {short(o.get('superseded_by'))}"
 
 
+def _base(run: dict[str, Any]) -> str:
+    return "main" + "".join(f" + {slug}" for slug in run.get("ahead", []))
+
+
+def pipeline_lines(p: dict[str, Any] | None) -> list[str]:
+    """Each candidate of the verify pipeline: its state, the predicted base it is merged onto, its age."""
+    if not p:
+        return []
+    lines = [f"pipeline (depth {p['depth']}):"]
+    for run in p["runs"]:
+        age = f" for {run['seconds']:.0f}s" if run.get("seconds") is not None else ""
+        lines.append(f"  {run['slug']} {short(run['sha'])} {run['state']}{age} on {_base(run)}")
+    return lines
+
+
 def notification_line(n: dict[str, Any]) -> str:
     """One console line per outbox notification (the headless twin of the Discord messages)."""
     kind, p = n["kind"], n["payload"]
@@ -127,6 +143,8 @@ def notification_line(n: dict[str, Any]) -> str:
         return f"[paused] by {p['by']}: {p['reason']}"
     if kind == "unpaused":
         return f"[unpaused] by {p['by']}"
+    if kind == "verify_started":
+        return f"[verifying] {p['slug']} {short(p['sha'])} on {_base(p)} ({short(p['merge_sha'])})"
     if kind == "stall_alarm":
         return f"[stall] queue of {p.get('queue_length')} has made no progress for {p.get('stalled_for_s')}s"
     return f"[{kind}] {p}"

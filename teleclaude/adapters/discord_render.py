@@ -364,6 +364,15 @@ def render_unpaused(p: _Fields) -> MessageSpec:
     )
 
 
+def render_verify_started(p: _Fields) -> MessageSpec:
+    ahead = p.get("ahead", list)
+    base = " + ".join(["main", *(f"**{escape(str(a))}**" for a in ahead)])
+    return MessageSpec(
+        f"🔬 Verifying **{escape(p.text('slug'))}** {code(short(p.text('sha')))} on {base} "
+        f"(merge {code(short(p.text('merge_sha')))})"
+    )
+
+
 def render_unknown(kind: str, payload: Any) -> MessageSpec:
     """A kind this adapter does not know yet: still delivered (the outbox must not stall on it)."""
     body = json.dumps(payload, sort_keys=True, default=str)
@@ -379,6 +388,7 @@ _SIMPLE: dict[str, Callable[[_Fields], MessageSpec]] = {
     "stall_alarm": render_stall_alarm,
     "paused": render_paused,
     "unpaused": render_unpaused,
+    "verify_started": render_verify_started,
 }
 _WITH_ID: dict[str, Callable[[int, _Fields], MessageSpec]] = {
     "integration_blocked": render_integration_blocked,

@@ -105,6 +105,23 @@ def _sandbox_line(v: Mapping[str, Any]) -> str:
     return f"⚠️ Verify sandbox: none ({clip(escape(v.get('detail')), 120)}); {verdict}"
 
 
+_STATE_ICON = {"verifying": "🔬", "passed": "✅", "failed": "❌", "conflict": "💥", "building": "🧱"}
+
+
+def _pipeline_lines(p: Mapping[str, Any] | None) -> list[str]:
+    """The speculative verifies: who, in which state, on which predicted base, for how long."""
+    if not p or not p.get("runs"):
+        return []
+    lines = [f"**Verifying** (pipeline depth {p.get('depth')}):"]
+    for run in p["runs"][:6]:
+        base = " + ".join(["main", *(f"**{a}**" for a in run.get("ahead", []))])
+        seconds = run.get("seconds")
+        age = f" for {human_duration(float(seconds))}" if seconds is not None else ""
+        icon = _STATE_ICON.get(run.get("state"), "•")
+        lines.append(f"{icon} **{run['slug']}** {code(short(run['sha']))} {run.get('state')}{age} on {base}")
+    return lines
+
+
 def status(s: Mapping[str, Any]) -> MessageSpec:
     """``Integrator.status()`` (plus an optional ``stall`` from ``cutover.stall``)."""
     lines = [_mode_line(s)]
@@ -123,6 +140,7 @@ def status(s: Mapping[str, Any]) -> MessageSpec:
         lines.append(
             f"▶️ Now: **{flight['slug']}** {code(short(flight['sha']))}, {flight.get('phase')}{since}"
         )
+    lines += _pipeline_lines(s.get("pipeline"))
     queued = [q for q in s.get("queue", []) if q.get("status") == "queued"]
     if queued:
         names = ", ".join(f"**{q['slug']}**" for q in queued[:5])

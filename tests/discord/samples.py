@@ -124,6 +124,18 @@ def unpaused(nid: int = 42) -> dict[str, Any]:
     return notification("unpaused", {"by": "bob", "reason": None, "at": AT}, nid)
 
 
+def verify_started(nid: int = 42) -> dict[str, Any]:
+    payload = {
+        "slug": "feat-a",
+        "sha": SHA,
+        "base": BASE,
+        "ahead": ["feat-b"],
+        "merge_sha": SHA2,
+        "fencing": 3,
+    }
+    return notification("verify_started", payload, nid)
+
+
 def every_kind() -> list[dict[str, Any]]:
     """One notification of every kind the adapter renders (and both variants where a flag changes it)."""
     return [
@@ -138,4 +150,5 @@ def every_kind() -> list[dict[str, Any]]:
         stall(),
         paused(),
         unpaused(),
+        verify_started(),
     ]
