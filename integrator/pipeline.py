@@ -13,7 +13,7 @@ withdrawn or blocked) changes the chain: the verifies built on it are cancelled,
 whole process group (:func:`integrator.verify.run`), and rebuilt on the new chain. Only the lease
 holder runs a pipeline (the runner builds one per tenure and stops it when the lease goes); its
 state is in memory, so a restart loses only verifies in flight. What people see (``status``, the
-Discord status reply) is the ``pipeline`` setting the holder writes on every change.
+Discord status reply) is the ``pipeline`` setting (:func:`integrator.views.pipeline_view`) the holder writes on every change.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrator import git, outbox, queue, settings, verify
+from integrator import git, outbox, queue, settings, verify, views
 from integrator.config import Config
 from integrator.errors import IntegratorError
 from integrator.events import iso, utcnow
@@ -36,7 +36,6 @@ from integrator.store import Store
 
 log = logging.getLogger(__name__)
 
-SETTING = "pipeline"
 Key = tuple[str, str]  # (the base commit, the candidate's sha)
 Message = Callable[[queue.Item], str]
 
@@ -226,6 +225,7 @@ class Pipeline(Direct):
                 key = (base, item.sha)
                 wanted.add(key)
                 run = self._runs.get(key) or Run(item, base, ahead)
+                run.ahead = ahead  # shown relative to today's main (those ahead land one by one)
                 if key not in self._runs:
                     self._runs[key] = run
                     await self._build(run)
@@ -294,7 +294,7 @@ class Pipeline(Direct):
         self._shown = shown
 
         def write(conn: sqlite3.Connection) -> None:
-            settings.put(conn, SETTING, {"depth": self.depth, "main": main, "runs": shown})
+            settings.put(conn, views.PIPELINE_SETTING, {"depth": self.depth, "main": main, "runs": shown})
 
         await self.store.write(write)
 
@@ -302,17 +302,3 @@ class Pipeline(Direct):
 def _chain_items(conn: sqlite3.Connection) -> list[queue.Item]:
     """The item being landed, then the queued ones in FIFO order."""
     return queue.in_progress(conn) + queue.by_status(conn, "queued", limit=64)
-
-
-def view(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any] | None:
-    """The pipeline as the holder last wrote it, with each verify's age in seconds."""
-    found = settings.get(conn, SETTING)
-    if not found or not found.get("runs"):
-        return None
-    from datetime import datetime
-
-    clock = now if now is not None else time.time()
-    for run in found["runs"]:
-        since = run.get("since")
-        run["seconds"] = round(clock - datetime.fromisoformat(since).timestamp(), 1) if since else None
-    return dict(found)

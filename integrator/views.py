@@ -9,7 +9,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, pipeline, queue, readiness, settings
+from integrator import journal, outbox, queue, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.events import iso
@@ -96,6 +96,21 @@ def candidates_for(
     return out
 
 
+# The setting the lease holder's verify pipeline (integrator/pipeline.py) writes on every change.
+PIPELINE_SETTING = "pipeline"
+
+
+def pipeline_view(conn: sqlite3.Connection, now: float) -> dict[str, Any] | None:
+    """The pipeline as the holder last wrote it, with each verify's age in seconds."""
+    found = settings.get(conn, PIPELINE_SETTING)
+    if not found or not found.get("runs"):
+        return None
+    for run in found["runs"]:
+        since = run.get("since")
+        run["seconds"] = round(now - datetime.fromisoformat(since).timestamp(), 1) if since else None
+    return dict(found)
+
+
 def verify_sandbox(cfg: Config) -> dict[str, Any]:
     """How the verify command is isolated (what ``status`` shows beside the database's state)."""
     from integrator import isolation
@@ -133,7 +148,7 @@ def status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, An
             "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
         },
         "in_flight": in_flight,
-        "pipeline": pipeline.view(conn, now.timestamp()),
+        "pipeline": pipeline_view(conn, now.timestamp()),
         "queue": queue_view(conn),
         "blocked": blocked_view(conn),
         "candidates": [c.as_dict() for c in readiness.listing(conn)],

@@ -144,3 +144,22 @@ async def test_a_superseding_finalize_ready_in_flight_rebuilds_behind_it_like_k1
         ("c3", "verifying", ["c0", "c1", "c2"]),
     ]
     assert all(r["seconds"] is not None and r["seconds"] >= 0 for r in runs)
+
+
+async def test_two_runners_at_k4_only_the_holder_verifies_and_pushes(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    cfg = make_config(tmp_path, sandbox, verify_command=["sh", "-c", FAILS], pipeline_depth=4)
+    await emit_ready(cfg, *features(sandbox, 6, {2}))
+    async with await Integrator.open(cfg) as a, await Integrator.open(cfg) as b:
+        runners = [Runner(cfg, a.store, holder="one"), Runner(cfg, b.store, holder="two")]
+        await asyncio.wait_for(asyncio.gather(*(r.run(asyncio.Event(), once=True) for r in runners)), 120)
+    assert landed(sandbox) == ["c0", "c1", "c3", "c4", "c5"]
+    # Every verify and every landing was done under one fencing token: the holder's. The other
+    # runner stood by (and, once the holder was done, found nothing to do).
+    verifying = {r["fencing"] for r in started(cfg)}
+    landing = {
+        r["fencing"] for r in db_rows(cfg, "SELECT fencing FROM transitions WHERE to_status = 'integrated'")
+    }
+    assert len(verifying) == 1 and verifying == landing
+    assert set(pushed(sandbox)) <= {r["merge_sha"] for r in started(cfg)}
