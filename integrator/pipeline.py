@@ -182,7 +182,14 @@ class Pipeline(Direct):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
+        await self.clear()
+
+    async def clear(self) -> None:
+        """Cancel every verify and forget the predictions (paused, or shadow mode: nothing will land)."""
+        if not self._runs and self.main is None:
+            return
         async with self._lock:
+            self.main = None
             await self._cancel(list(self._runs))
         with contextlib.suppress(IntegratorError, sqlite3.Error):
             await self._show()
@@ -198,17 +205,21 @@ class Pipeline(Direct):
             finally:
                 waiter.cancel()
             self._changed.clear()
-            if self.main is None:
-                continue
             try:
-                await self.reconcile(self.main)
+                await self.reconcile(None)
             except IntegratorError as err:  # the lease went, or git failed: the runner's loop sees it too
                 log.warning("event=pipeline_paused error=%s", err)
                 return
 
-    async def reconcile(self, main: str) -> None:
-        """Make the runs match the chain: main + the merges of the live candidates ahead, K deep."""
+    async def reconcile(self, main: str | None) -> None:
+        """Make the runs match the chain: main + the merges of the live candidates ahead, K deep.
+
+        ``main`` None: the main last seen (the watcher's re-reconcile); nothing when there is none.
+        """
         async with self._lock:
+            main = main or self.main
+            if main is None:
+                return
             items = await self.store.read(_chain_items)
             live = {i.id for i in items}
             for key, gone in list(self._runs.items()):

@@ -211,11 +211,15 @@ class Runner:
             await self._fault(err)
             return False
         if await self.mode() == "shadow":
+            if self.pipeline is not None:
+                await self.pipeline.clear()
             lease = await self.guard()
             changed = await self.shadow.cycle(view, lease.fencing)
             await self._healthy()
             return changed > 0
         if await self.store.read(settings.pause_state) is not None:
+            if self.pipeline is not None:
+                await self.pipeline.clear()
             return False
         refusal = await verify_refusal(cfg)
         if refusal is not None:
