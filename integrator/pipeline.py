@@ -155,11 +155,14 @@ class Pipeline(Direct):
         self, base: str, item: queue.Item, merge_sha: str, secrets: Sequence[str]
     ) -> verify.Failure | None:
         """Join the verify of exactly ``merge_sha`` (speculative, maybe finished), or run it now."""
+        key = (base, item.sha)
         async with self._lock:
-            run = self._runs.get((base, item.sha))
+            run = self._runs.get(key)
             if run is None or run.merge_sha != merge_sha or run.task is None or run.task.cancelled():
+                if run is not None:
+                    await self._cancel([key])  # a verify of another commit: not what is landing
                 run = Run(item, base, (), tree=None, merge_sha=merge_sha)
-                self._runs[(base, item.sha)] = run
+                self._runs[key] = run
                 await self._start(run, secrets)
             run.joined = True
             task = run.task

@@ -79,27 +79,30 @@ class Integrator:
                 )
         now = self._now()
         remote = self.cfg.remote
+        slugs = {getattr(e.payload, "slug", None) for e in events} - {None}
+        branches = {getattr(e.payload, "branch", None) for e in events} - {None}
 
-        def write(conn: sqlite3.Connection) -> list[Appended]:
+        def report_of(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return views.candidates_for(conn, slugs, branches, since=now)
+
+        def write(conn: sqlite3.Connection) -> tuple[list[Appended], list[dict[str, Any]]]:
             done = []
             for event in events:
                 appended = journal.append(conn, event)
                 if appended.outcome == "stored":
                     readiness.apply(conn, event, remote=remote, now=now)
                 done.append(appended)
-            return done
+            # The report is read in the same transaction: one trip to the store's thread, not two.
+            return done, report_of(conn)
 
-        report = EmitReport(await self.store.write(write, notify=True))
+        appended, candidates = await self.store.write(write, notify=True)
+        report = EmitReport(appended, candidates=candidates)
         if wait and report.stored:
             try:
                 await self.check()
             except GitError as err:
                 report.check_error = str(err)
-        slugs = {e.payload.model_dump().get("slug") for e in events} - {None}
-        branches = {e.payload.model_dump().get("branch") for e in events} - {None}
-        report.candidates = await self.store.read(
-            lambda c: views.candidates_for(c, slugs, branches, since=now)
-        )
+            report.candidates = await self.store.read(report_of)
         return report
 
     async def check(self, view: readiness.GitView | None = None) -> readiness.GitView | None:
