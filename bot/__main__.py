@@ -15,6 +15,7 @@ import sys
 import click
 
 from bot.runtime import BotRuntime
+from integrator import preflight
 from integrator.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config, load_config
 from integrator.errors import IntegratorError
 
@@ -52,6 +53,8 @@ def cli(config_path: str | None, verbose: bool, no_sync: bool) -> None:
     )
     try:
         cfg = load_config(config_path)
+        # Before anything starts: a bad config is exit 2 now, not a supervisor retrying it forever.
+        preflight.full(cfg)
         asyncio.run(serve(cfg, sync_commands=not no_sync))
     except IntegratorError as err:  # a bad config, an unusable database: one line, the core's status
         click.echo(f"error: {err.message}", err=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from integrator.errors import ConfigError
 
@@ -24,16 +24,21 @@ DEFAULT_CONFIG_NAME = "integrator.toml"
 
 Mode = Literal["shadow", "cutover"]
 
+# Upper bounds on durations and counts: a typo (a missing decimal point, 1e400, 2**63-1) is refused at
+# load instead of becoming a lease that never expires or a retry loop that never ends.
+DAY_S = 86400.0
+MAX_RETRIES = 100
+
 
 class GateConfig(BaseModel):
     """The parity gate that must pass before cutover (DESIGN §10 defaults)."""
 
-    model_config = ConfigDict(extra="forbid")
-    min_decided: int = Field(default=20, ge=0)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    min_decided: int = Field(default=20, ge=0, le=1_000_000)
     min_agreement: float = Field(default=0.95, ge=0.0, le=1.0)
     # "No integrator errors in the window": the window is this long, ending now (and never starts
     # before the first prediction). A day of clean running before cutover, and again after a rollback.
-    error_window_s: float = Field(default=86400.0, gt=0)
+    error_window_s: float = Field(default=86400.0, gt=0, le=365 * DAY_S)
 
 
 class RollbackConfig(BaseModel):
@@ -42,7 +47,7 @@ class RollbackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
     on_stall: bool = True
-    infra_failure_limit: int = Field(default=3, ge=1)
+    infra_failure_limit: int = Field(default=3, ge=1, le=10_000)
 
 
 class AgentConfig(BaseModel):
@@ -56,8 +61,9 @@ class AgentConfig(BaseModel):
 
 class DiscordConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    guild_id: int | None = None
-    channel_id: int | None = None
+    # Discord snowflakes are unsigned 64-bit integers.
+    guild_id: int | None = Field(default=None, ge=1, lt=2**64)
+    channel_id: int | None = Field(default=None, ge=1, lt=2**64)
     admin_role: str = "integrator-admin"
     agents: list[AgentConfig] = Field(default_factory=list)
 
@@ -68,7 +74,7 @@ class Config(BaseModel):
     ``INTEGRATOR_<FIELD>`` (``__`` between nested keys) overrides the file: see :func:`env_overrides`.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     repo: Path
     remote: str = "origin"
@@ -80,7 +86,7 @@ class Config(BaseModel):
     merge_strategy: Literal["merge", "squash"] = "merge"
     branch_policy: Literal["tip", "ancestor"] = "tip"
     verify_command: list[str] | None = None
-    verify_timeout_s: float = Field(default=1800.0, gt=0)
+    verify_timeout_s: float = Field(default=1800.0, gt=0, le=7 * DAY_S)
     # The verify sandbox (integrator/isolation.py, docs/authority.md "Threat model").
     verify_isolation: Literal["auto", "namespaces", "none"] = "auto"
     verify_accept_unisolated: bool = False
@@ -89,12 +95,12 @@ class Config(BaseModel):
     # How many queued candidates verify at once, each on main + the merges ahead of it
     # (integrator/pipeline.py); 1 = one candidate at a time.
     pipeline_depth: int = Field(default=4, ge=1, le=32)
-    git_timeout_s: float = Field(default=120.0, gt=0)
-    lease_ttl_s: float = Field(default=120.0, gt=0)
-    lease_renew_s: float = Field(default=30.0, gt=0)
-    stall_limit_s: float = Field(default=3600.0, gt=0)
-    push_retries: int = Field(default=3, ge=0)
-    idle_check_s: float = Field(default=30.0, gt=0)
+    git_timeout_s: float = Field(default=120.0, gt=0, le=DAY_S)
+    lease_ttl_s: float = Field(default=120.0, gt=0, le=DAY_S)
+    lease_renew_s: float = Field(default=30.0, gt=0, le=DAY_S)
+    stall_limit_s: float = Field(default=3600.0, gt=0, le=30 * DAY_S)
+    push_retries: int = Field(default=3, ge=0, le=MAX_RETRIES)
+    idle_check_s: float = Field(default=30.0, gt=0, le=DAY_S)
     credential_file: Path = Path("integrator.credential")
     gate: GateConfig = Field(default_factory=GateConfig)
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
@@ -116,6 +122,15 @@ class Config(BaseModel):
         from integrator.events import check_branch_name
 
         return check_branch_name(value)
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> Config:
+        # A holder that renews after its lease expired loses it between renewals, every time.
+        if self.lease_renew_s >= self.lease_ttl_s:
+            raise ValueError(
+                f"lease_renew_s ({self.lease_renew_s:g}) must be shorter than lease_ttl_s ({self.lease_ttl_s:g})"
+            )
+        return self
 
     def fingerprint(self) -> str:
         """What a verify/merge verdict depends on besides main: a change lets a blocked candidate resume."""
@@ -190,11 +205,19 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _format_errors(err: ValidationError, where: str) -> str:
     parts = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = e["msg"]
+        if not e["loc"]:  # a rule about several keys names them itself
+            parts.append(msg.removeprefix("Value error, "))
+            continue
+        key = ".".join(str(p) for p in e["loc"])
         value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        parts.append(f"{key}: {e['msg']}{shown}")
+        shown = "" if isinstance(value, dict) else f" (got {_clip(repr(value))})"
+        parts.append(f"{key}: {msg}{shown}")
     return f"{where}: " + "; ".join(parts)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def build_config(data: dict[str, Any], config_path: Path | None) -> Config:

@@ -14,6 +14,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from integrator import limits, timestamps
 from integrator.errors import InvalidInput
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
@@ -84,7 +86,7 @@ Branch = Annotated[StrictStr, AfterValidator(check_branch_name)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 # A remote name is compared with the configured remote, which follows the branch-name rules.
 RemoteName = Annotated[StrictStr, AfterValidator(check_branch_name)]
-Timestamp = AwareDatetime
+Timestamp = Annotated[AwareDatetime, BeforeValidator(timestamps.check_text)]
 
 
 class _Payload(BaseModel):
@@ -95,7 +97,7 @@ class ReviewApproved(_Payload):
     slug: Slug
     sha: Sha
     reviewer: Name
-    review_round: Annotated[StrictInt, Field(ge=1)]
+    review_round: Annotated[StrictInt, Field(ge=1, le=limits.MAX_REVIEW_ROUND)]
     approved_at: Timestamp
 
 
@@ -294,8 +296,12 @@ def _validate(model: type[_Payload], payload: Any) -> _Payload:
         for key, value in payload.items():
             try:
                 json.dumps(value, default=_json_default, allow_nan=False)
+                if isinstance(value, str):
+                    limits.check_utf8(value, "text")
             except (TypeError, ValueError) as err:
                 unrepresentable[str(key)] = str(err)
+            except InvalidInput:
+                unrepresentable[str(key)] = "bytes that are not valid UTF-8"
             else:
                 clean[key] = value
         payload = clean
@@ -321,7 +327,7 @@ def _json_default(value: Any) -> Any:
 
 
 def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Event]:
-    """Parse a whole NDJSON batch; any bad line rejects the batch with every bad line named."""
+    """Parse a whole NDJSON batch; any bad line rejects the batch with every bad line named (one line)."""
     events: list[Event] = []
     problems: list[str] = []
     # NDJSON separates records by "\n" only: str.splitlines() would also cut at U+2028, \x1c and other
@@ -329,10 +335,13 @@ def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Even
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        if len(events) + len(problems) >= limits.MAX_BATCH_EVENTS:
+            problems.append(f"more than {limits.MAX_BATCH_EVENTS} events in one batch; split it")
+            break
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            problems.append(f"line {number}: not JSON ({err.msg})")
+            obj = limits.loads(line)
+        except ValueError as err:
+            problems.append(f"line {number}: {err}")
             continue
         if isinstance(obj, dict) and obj.get("type") in OUTCOME_TYPES:
             problems.append(
@@ -344,7 +353,7 @@ def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Even
         except InvalidInput as err:
             problems.append(f"line {number}: {err.message}")
     if problems:
-        raise InvalidInput("batch rejected, nothing stored:\n" + "\n".join(problems))
+        raise InvalidInput(limits.one_line("batch rejected, nothing stored", problems))
     return events
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from integrator import gitlock
 from integrator.errors import GitError, InvalidInput
 
 if TYPE_CHECKING:
@@ -80,7 +81,26 @@ async def run(
     env: Mapping[str, str] | None = None,
     input_text: str | None = None,
 ) -> Result:
-    """Run ``git <args>`` in ``cwd`` without blocking the event loop."""
+    """Run ``git <args>`` in ``cwd`` without blocking the event loop; a command that writes refs or the
+    index waits for the clone's lock first (:mod:`integrator.gitlock`)."""
+    if not gitlock.needs_lock(args):
+        return await _run(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
+    try:
+        async with gitlock.held_async(cwd, timeout=timeout):
+            return await _run(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
+    except gitlock.LockTimeout as err:
+        raise GitError(str(err), command=["git", *args], stderr=str(err), transient=True) from None
+
+
+async def _run(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    check: bool,
+    env: Mapping[str, str] | None,
+    input_text: str | None,
+) -> Result:
     import asyncio  # here: the CLI's read-only commands import this module but never start a loop
 
     proc = await asyncio.create_subprocess_exec(
@@ -136,6 +156,24 @@ def run_sync(
     input_text: str | None = None,
 ) -> Result:
     """The blocking twin of :func:`run`, for worker threads and hook-side helpers."""
+    if not gitlock.needs_lock(args):
+        return _run_sync(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
+    try:
+        with gitlock.held(cwd, timeout=timeout):
+            return _run_sync(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
+    except gitlock.LockTimeout as err:
+        raise GitError(str(err), command=["git", *args], stderr=str(err), transient=True) from None
+
+
+def _run_sync(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    check: bool,
+    env: Mapping[str, str] | None,
+    input_text: str | None,
+) -> Result:
     try:
         proc = subprocess.run(
             ["git", *args],

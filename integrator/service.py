@@ -15,8 +15,8 @@ from typing import Any
 
 from integrator import journal, outbox, queue, readiness, settings, shadow, views
 from integrator.config import Config
-from integrator.errors import GitError, InvalidInput, Refused
-from integrator.events import READINESS_TYPES, Event, iso, utcnow
+from integrator.errors import GitError, InvalidInput, Refused, StaleState
+from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
 from integrator.journal import Appended
 from integrator.store import Store, rows
 
@@ -200,6 +200,10 @@ class Integrator:
         re-checks everything anyway.
         """
         cfg = self.cfg
+        try:
+            check_slug(slug)
+        except ValueError as err:
+            raise InvalidInput(f"slug: {slug[:80]!r} {err}") from None
         item = await self.store.read(lambda c: _blocked_item(c, slug))
         if item is None:
             raise Refused(f"{slug} has no blocked candidate to resume")
@@ -234,7 +238,10 @@ class Integrator:
             )
             return {"slug": item.slug, "sha": item.sha, "position": position, "why": why}
 
-        return await self.store.write(write, notify=True)
+        try:
+            return await self.store.write(write, notify=True)
+        except StaleState:  # two admins pressed Resume together: the other press already moved it
+            raise Refused(f"{slug} is no longer blocked: someone else resumed it a moment ago") from None
 
     async def _changed_since_block(self, item: queue.Item, view: readiness.GitView) -> list[str]:
         cfg = self.cfg

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
+from integrator import dbfile
 from integrator.errors import StoreError
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
 
 # Forward-only migrations; index + 1 is the schema version they produce.
@@ -174,46 +173,6 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _check_file(path: Path) -> None:
-    """Refuse a file that is not SQLite, is damaged, or is of a newer schema, without writing a byte to it."""
-    if path.is_dir():
-        raise StoreError(f"database {path} is a directory, not a file")
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    # The header is read through SQLite, never with open(): closing any descriptor of the file drops
-    # every POSIX lock this process holds on it, those of a connection already open here included
-    # (the runner's, while its spool ingestion opens a second store). Another process closing its
-    # connection then sees no one else and deletes the live WAL under the open connection, whose
-    # later commits nobody else sees.
-    # Even a read-only open creates -wal/-shm beside a WAL database. With no -wal file there is no
-    # open connection (WAL mode keeps one while any is open), so the file alone is the whole truth
-    # and can be read as immutable, creating nothing beside it. A -journal (a rollback-mode file
-    # mid-write or after a crash) means the file alone is not the truth: read it normally.
-    sidecars = (Path(f"{path}-wal"), Path(f"{path}-journal"))
-    immutable = "" if any(p.exists() for p in sidecars) else "&immutable=1"
-    try:
-        ro = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
-        try:
-            version = ro.execute("PRAGMA user_version").fetchone()[0]
-            # quick_check reports damage as a row, not an exception.
-            verdict = ro.execute("PRAGMA quick_check(1)").fetchone()[0]
-        finally:
-            ro.close()
-    except sqlite3.DatabaseError as err:
-        if err.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
-            raise StoreError(
-                f"database {path} is not an SQLite database (bad header); left untouched"
-            ) from None
-        raise StoreError(f"database {path} is corrupt ({err}); left untouched") from None
-    if verdict != "ok":
-        raise StoreError(f"database {path} is corrupt ({verdict}); left untouched")
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"database {path} has schema version {version}, newer than this integrator's {SCHEMA_VERSION}; "
-            "upgrade the integrator (left untouched)"
-        )
-
-
 def _enable_wal(conn: sqlite3.Connection) -> None:
     """Switch a connection to WAL, waiting out another connection that holds a write lock.
 
@@ -233,14 +192,17 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    # Up to date (every open but the first): take no write lock, so a reader such as `status` never
-    # waits behind another process's write transaction.
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    # Up to date and marked (every open but the first): take no write lock, so a reader such as
+    # `status` never waits behind another process's write transaction.
+    if (
+        conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        and conn.execute("PRAGMA application_id").fetchone()[0] == dbfile.APPLICATION_ID
+    ):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:  # upgraded by a newer integrator since _check_file looked
+        if version > SCHEMA_VERSION:  # upgraded by a newer integrator since dbfile.check looked
             raise StoreError(
                 f"database has schema version {version}, newer than this integrator's {SCHEMA_VERSION}"
             )
@@ -249,10 +211,25 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {index + 1}")
+        conn.execute(f"PRAGMA application_id = {dbfile.APPLICATION_ID}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _setup(conn: sqlite3.Connection, path: Path, recover: bool) -> None:
+    # A plain function, not a method: aiosqlite's thread keeps its last job alive, and a job holding the
+    # Store would keep the connection, and with it the thread, alive after the caller dropped both.
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if recover:  # the first read of a read-write connection rolls a hot journal back
+        dbfile.integrity_after_recovery(conn, path)
+    _enable_wal(conn)
+    # FULL: an accepted event or a recorded outcome survives power loss, not only a process kill.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    _migrate(conn)
 
 
 class Store:
@@ -273,7 +250,7 @@ class Store:
         import aiosqlite
 
         path = Path(path)
-        _check_file(path)
+        recover = dbfile.check(path, SCHEMA_VERSION)
         if not path.parent.is_dir():
             raise StoreError(f"database directory {path.parent} does not exist")
         # Owner-only from the first byte; SQLite gives its -wal and -shm files the same mode.
@@ -285,7 +262,7 @@ class Store:
             raise StoreError(f"cannot open database {path}: {err}") from None
         store = cls(path, conn)
         try:
-            await conn._execute(store._setup, conn._conn)  # type: ignore[no-untyped-call]
+            await conn._execute(_setup, conn._conn, path, recover)  # type: ignore[no-untyped-call]
         except sqlite3.DatabaseError as err:
             await conn.close()
             raise StoreError(f"database {path} is unusable: {err}") from None
@@ -293,16 +270,6 @@ class Store:
             await conn.close()  # else aiosqlite's thread keeps the process alive at exit
             raise
         return store
-
-    @staticmethod
-    def _setup(conn: sqlite3.Connection) -> None:
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        _enable_wal(conn)
-        # FULL: an accepted event or a recorded outcome survives power loss, not only a process kill.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        _migrate(conn)
 
     async def close(self) -> None:
         await self._conn.close()

@@ -7,6 +7,10 @@ does not pay for hooks, Discord-free but heavy imports (YAML, GitPython) or the 
 
 from __future__ import annotations
 
+import sys
+
+import click
+
 from integrator.cli import core
 from integrator.cli.common import cli
 
@@ -14,4 +18,13 @@ core.register(cli)
 
 
 def main() -> None:
-    cli(prog_name="integrator")
+    # Click's own usage errors are three lines (usage, hint, error); bad input is one line, exit 2.
+    try:
+        status = cli.main(prog_name="integrator", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as err:
+        click.echo(f"error: {' '.join(err.format_message().splitlines())}", err=True)
+        sys.exit(err.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)

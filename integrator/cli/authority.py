@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from integrator import authority, remote_serve
+from integrator import authority, preflight, remote_serve
 from integrator.cli.common import echo_json, fail, get_config, handle_errors
 
 _OK = {True: "yes", False: "NO"}
@@ -77,7 +77,9 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def install(ctx: click.Context, remote: str, force: bool, as_json: bool) -> None:
         """Install the hooks, pin core.hooksPath, and place the integrator's credential (idempotent)."""
-        report = authority.install_hooks(get_config(ctx), remote, force=force)
+        cfg = get_config(ctx)
+        preflight.full(cfg)
+        report = authority.install_hooks(cfg, remote, force=force)
         if as_json:
             echo_json(report.as_dict())
         else:

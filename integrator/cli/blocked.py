@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from integrator.cli.common import echo_json, get_config, handle_errors, run_async
+from integrator.cli.common import echo_json, get_config, handle_errors, run_async, utf8_option
 from integrator.cli.core import actor, call
 from integrator.cli.render import short
 
@@ -34,7 +34,7 @@ def register(cli: click.Group) -> None:
                 click.echo(f"  follow-up: {fu['path']} ({fu['status']}, blocked {fu['blocked_count']}x)")
 
     @cli.command()
-    @click.argument("slug")
+    @click.argument("slug", callback=utf8_option)
     @click.pass_context
     @handle_errors
     def resume(ctx: click.Context, slug: str) -> None:

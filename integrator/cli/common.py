@@ -68,8 +68,20 @@ def get_config(ctx: click.Context) -> Config:
 
 
 def fail(message: str, status: int) -> None:
+    if status == 2:  # bad input is one line, whatever text a lower layer put into the message
+        message = " ".join(message.split("\n"))
     click.echo(f"error: {message}", err=True)
     sys.exit(status)
+
+
+def utf8_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Click callback: an argument holding bytes that are not UTF-8 is refused, naming the argument."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter("not valid UTF-8") from None
+    return value
 
 
 def handle_errors(fn: Callable[P, T]) -> Callable[P, T]:
@@ -99,4 +111,13 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))
 
 
-__all__ = ["cli", "echo_json", "fail", "find_config_path", "get_config", "handle_errors", "run_async"]
+__all__ = [
+    "cli",
+    "echo_json",
+    "fail",
+    "find_config_path",
+    "get_config",
+    "handle_errors",
+    "run_async",
+    "utf8_option",
+]

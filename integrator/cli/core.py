@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from integrator.cli.common import echo_json, fail, find_config_path, get_config, handle_errors, run_async
+from integrator import limits, preflight, timestamps
+from integrator.cli.common import (
+    echo_json,
+    fail,
+    find_config_path,
+    get_config,
+    handle_errors,
+    run_async,
+    utf8_option,
+)
 from integrator.cli.render import candidate_line, notification_line, outcome_line, queue_lines, status_text
 from integrator.config import Config, build_config, write_config
 from integrator.errors import InvalidInput
@@ -40,12 +49,31 @@ def _timestamp(value: str | None) -> datetime:
     if value is None:
         return utcnow()
     try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--at: {value!r} is not an ISO-8601 timestamp") from None
-    if ts.tzinfo is None:
-        raise InvalidInput(f"--at: {value!r} has no timezone (use e.g. 2026-01-01T12:00:00.000001+00:00)")
-    return ts
+        return timestamps.parse(limits.check_utf8(value, "--at"))
+    except ValueError as err:
+        raise InvalidInput(f"--at: {err}") from None
+
+
+def _read_batch() -> str:
+    """Stdin as text, within the batch size limit; bytes that are not UTF-8 are named, not guessed."""
+    raw = sys.stdin.buffer.read(limits.MAX_BATCH_BYTES + 1)
+    if len(raw) > limits.MAX_BATCH_BYTES:
+        raise InvalidInput(f"stdin: a batch is at most {limits.MAX_BATCH_BYTES} bytes; split it")
+    return limits.utf8_text(raw, "stdin")
+
+
+class AsciiInt(click.ParamType[int]):
+    """An integer in ASCII digits: ``int()`` alone would read '٣' (Arabic-Indic three) as 3."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > limits.MAX_INT_DIGITS:
+            self.fail(f"{text[:40]!r} is not a whole number in digits 0-9", param, ctx)
+        return int(text)
 
 
 async def _emit(cfg: Config, events: list[Event], wait: bool) -> EmitReport:
@@ -88,6 +116,14 @@ def _emit_one(
     as_json: bool,
 ) -> None:
     problems = []
+    for key, value in payload.items():
+        if isinstance(value, str):
+            try:
+                limits.check_utf8(value, f"--{key}")
+            except InvalidInput as err:
+                problems.append(err.message)
+    if problems:  # named by flag, before validation names the same field a second way
+        raise InvalidInput("; ".join(problems))
     try:
         payload[time_field] = _timestamp(at)
     except InvalidInput as err:
@@ -100,6 +136,7 @@ def _emit_one(
     if problems:
         raise InvalidInput("; ".join(problems))
     cfg = get_config(ctx)
+    preflight.local(cfg)
     _print_emit(run_async(_emit(cfg, [event], ctx.obj.get("wait", False))), as_json)
 
 
@@ -176,16 +213,17 @@ def register(cli: click.Group) -> None:
         if json_input != "-":
             fail("emit needs an event type (review_approved, finalize_ready, branch_pushed) or --json -", 2)
         cfg = get_config(ctx)
-        events = parse_ndjson(sys.stdin.read())
+        events = parse_ndjson(_read_batch())
         if not events:
             fail("no events on stdin", 2)
+        preflight.local(cfg)
         _print_emit(run_async(_emit(cfg, events, wait)), json_output)
 
     @emit.command("review_approved")
     @click.option("--slug", required=True)
     @click.option("--sha", required=True)
     @click.option("--reviewer", required=True)
-    @click.option("--round", "review_round", required=True, type=int)
+    @click.option("--round", "review_round", required=True, type=AsciiInt())
     @click.option("--at", default=None, help="approved_at (ISO-8601 with timezone; default now).")
     @click.pass_context
     @handle_errors
@@ -300,7 +338,7 @@ def register(cli: click.Group) -> None:
                 click.echo(f"{e['received_at']}  " + outcome_line({"type": e["type"], **e["payload"]}))
 
     @cli.command()
-    @click.option("--reason", required=True)
+    @click.option("--reason", required=True, callback=utf8_option)
     @click.pass_context
     @handle_errors
     def pause(ctx: click.Context, reason: str) -> None:
@@ -325,6 +363,7 @@ def register(cli: click.Group) -> None:
     def run(ctx: click.Context, once: bool, force_shadow: bool, verbose: bool) -> None:
         """Take the lease integration/main and drain the queue until stopped."""
         cfg = get_config(ctx)
+        preflight.full(cfg)
         logging.basicConfig(
             level=logging.INFO if verbose else logging.WARNING,
             stream=sys.stderr,
@@ -343,11 +382,15 @@ def read_view(cfg: Config, view: Callable[[sqlite3.Connection], T], method: str)
     A database that is absent, older or unusable goes through the store instead (``Integrator.<method>``),
     which creates or migrates it, or says what is wrong with it.
     """
-    from integrator import readonly
+    from integrator import dbfile, readonly
     from integrator.store import SCHEMA_VERSION
 
     def current(conn: sqlite3.Connection) -> T:
-        if int(conn.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION:
+        # Not ours, or not marked yet: the store refuses the one and marks the other.
+        if (
+            int(conn.execute("PRAGMA user_version").fetchone()[0]) != SCHEMA_VERSION
+            or int(conn.execute("PRAGMA application_id").fetchone()[0]) != dbfile.APPLICATION_ID
+        ):
             raise _Stale
         return view(conn)
 

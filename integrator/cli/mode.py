@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from integrator.cli.common import echo_json, get_config, handle_errors, run_async
+from integrator import preflight
+from integrator.cli.common import echo_json, get_config, handle_errors, run_async, utf8_option
 from integrator.cli.core import actor
 from integrator.config import Config
 from integrator.service import Integrator
@@ -57,16 +58,18 @@ def register(cli: click.Group) -> None:
         echo_json(data) if as_json else click.echo(report_text(data))
 
     @cli.command("cutover")
-    @click.option("--reason", default="parity gate passed", show_default=True)
+    @click.option("--reason", default="parity gate passed", show_default=True, callback=utf8_option)
     @click.pass_context
     @handle_errors
     def cutover_cmd(ctx: click.Context, reason: str) -> None:
         """Make the integrator the only writer of main (refused unless the gate passes and hooks are verified)."""
-        record = run_async(_with(get_config(ctx), "cutover", by=actor(), reason=reason))
+        cfg = get_config(ctx)
+        preflight.full(cfg)
+        record = run_async(_with(cfg, "cutover", by=actor(), reason=reason))
         click.echo(f"mode: cutover since {record['since']} by {record['by']}: {record['reason']}")
 
     @cli.command("rollback")
-    @click.option("--reason", required=True)
+    @click.option("--reason", required=True, callback=utf8_option)
     @click.pass_context
     @handle_errors
     def rollback_cmd(ctx: click.Context, reason: str) -> None:

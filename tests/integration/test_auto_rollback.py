@@ -93,7 +93,7 @@ def legacy_push_to_main(sandbox: Sandbox, name: str) -> subprocess.CompletedProc
 def in_cutover_with_a_queued_candidate(
     tmp_path: Path, *, stall_limit_s: float = 3600.0, gate: dict[str, Any] | None = None, **rollback: Any
 ) -> tuple[Sandbox, Config, Feature]:
-    """Cutover with the hooks enforcing it, one candidate queued, and the integrator cut off from its remote."""
+    """Cutover with the hooks enforcing it and one candidate queued (``cut_off_while_running`` ends it)."""
     sandbox = Sandbox.create(tmp_path / "sb")
     cfg = make_config(
         tmp_path, sandbox, mode="cutover", rollback=rollback, stall_limit_s=stall_limit_s, gate=gate or {}
@@ -105,13 +105,20 @@ def in_cutover_with_a_queued_candidate(
     feature = push_feature(sandbox, "stalled", {"stalled.txt": "s\n"})
     emit_ready(cfg, feature)
     assert [q["slug"] for q in json.loads(cli(cfg, "queue", "--json").stdout)] == ["stalled"]
-    # The integrator's clone points at a remote that is not there: every fetch fails, nothing progresses.
-    subprocess.run(
-        ["git", "remote", "set-url", "origin", str(tmp_path / "unreachable.git")],
-        cwd=sandbox.integrator_repo,
-        check=True,
-    )
     return sandbox, cfg, feature
+
+
+@contextmanager
+def cut_off_while_running(cfg: Config) -> Iterator[subprocess.Popen[str]]:
+    """``integrator run`` started while its remote answers (preflight refuses a dead one), then an outage:
+    the clone points at a remote that is not there, every fetch fails, nothing progresses."""
+    assert cli(cfg, "pause", "--reason", "until the runner is up").returncode == 0
+    with running(cfg) as proc:
+        wait_for(lambda: db_rows(cfg, "SELECT holder FROM leases WHERE holder IS NOT NULL"), what="the lease")
+        unreachable = str(cfg.config_path.parent / "unreachable.git") if cfg.config_path else ""
+        subprocess.run(["git", "remote", "set-url", "origin", unreachable], cwd=cfg.repo, check=True)
+        assert cli(cfg, "unpause").returncode == 0
+        yield proc
 
 
 @contextmanager
@@ -141,7 +148,7 @@ def test_a_stalled_queue_rolls_back_automatically_with_one_stall_alarm(tmp_path:
     sandbox, cfg, _ = in_cutover_with_a_queued_candidate(
         tmp_path, infra_failure_limit=1000, stall_limit_s=1.0
     )
-    with running(cfg) as proc:
+    with cut_off_while_running(cfg) as proc:
         record = wait_for(lambda: rolled_back(cfg, proc), timeout=20)
         assert (record["by"], record["automatic"]) == (AUTOMATIC_BY, True)
         assert record["reason"].startswith("queue of 1 made no progress for ")
@@ -186,7 +193,7 @@ def test_a_stalled_queue_rolls_back_automatically_with_one_stall_alarm(tmp_path:
 
 def test_disabled_rollback_keeps_cutover_through_the_same_faults(tmp_path: Path) -> None:
     sandbox, cfg, _ = in_cutover_with_a_queued_candidate(tmp_path, enabled=False, infra_failure_limit=1)
-    with running(cfg) as proc:
+    with cut_off_while_running(cfg) as proc:
         wait_for(lambda: faults(cfg) >= 2, timeout=20)
         assert proc.poll() is None
     assert setting(cfg, "mode") is None and status(cfg)["mode"] == "cutover"
@@ -229,8 +236,7 @@ def test_infrastructure_failures_roll_back_and_cutover_reopens_after_a_clean_win
     stalled = push_feature(sandbox, "stalled", {"stalled.txt": "s\n"})
     emit_ready(cfg, stalled)
     url = ["git", "remote", "set-url", "origin"]
-    subprocess.run([*url, str(tmp_path / "unreachable.git")], cwd=sandbox.integrator_repo, check=True)
-    with running(cfg) as proc:
+    with cut_off_while_running(cfg) as proc:
         record = wait_for(lambda: rolled_back(cfg, proc), timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert (record["by"], record["automatic"]) == (AUTOMATIC_BY, True)

@@ -147,14 +147,16 @@ def test_cutover_is_refused_with_every_reason_the_gate_and_the_hooks_give(tmp_pa
     [disagreement] = parity["disagreements"]
     assert (disagreement["slug"], disagreement["actual"]) == ("wrong", "resolved_conflict")
 
-    # An integrator error in the window: one shadow cycle against a remote that is not there.
-    git(sandbox.integrator_repo, "remote", "set-url", "origin", str(tmp_path / "nowhere.git"))
+    # An integrator error in the window: a shadow cycle after the remote went away (run's preflight
+    # refuses to start against a remote that is not there).
     runner = subprocess.Popen(
         [INTEGRATOR, "--config", str(cfg.config_path), "run", "--shadow"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
+        wait_for(lambda: db_rows(cfg, "SELECT 1 FROM leases WHERE holder IS NOT NULL"), what="the lease")
+        git(sandbox.integrator_repo, "remote", "set-url", "origin", str(tmp_path / "nowhere.git"))
         wait_for(lambda: db_rows(cfg, "SELECT 1 FROM faults"))
     finally:
         runner.send_signal(signal.SIGTERM)
@@ -163,13 +165,18 @@ def test_cutover_is_refused_with_every_reason_the_gate_and_the_hooks_give(tmp_pa
 
     ok(cfg, "hooks", "install", "--remote", str(sandbox.remote))
     wait_for(lambda: report(cfg)["stuck"], timeout=10)
-    # The recorded bare repository must exist when the switch is made.
+    # The recorded bare repository must exist when the switch is made (the clone fetches from a copy,
+    # so the preflight's "remote answers" holds and the gate gives its own reasons).
     moved_away = sandbox.remote.with_name("moved-away.git")
+    copy = tmp_path / "copy.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(sandbox.remote), str(copy)], check=True)
+    git(sandbox.integrator_repo, "remote", "set-url", "origin", str(copy))
     os.rename(sandbox.remote, moved_away)
     try:
         message = refused(cfg, "cutover")
     finally:
         os.rename(moved_away, sandbox.remote)
+        git(sandbox.integrator_repo, "remote", "set-url", "origin", str(sandbox.remote))
     assert "parity gate: agreement 50.0% is below 95%" in message
     assert "parity gate: 1 candidate(s) stuck longer than the stall limit (1s)" in message
     assert "integrator error(s) in the window" in message

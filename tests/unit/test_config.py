@@ -43,6 +43,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         tmp_path / "integrator.toml", 'repo = "r"\nlease_ttl_s = 60.0\n[gate]\nmin_decided = 5\n'
     )
     monkeypatch.setenv("INTEGRATOR_LEASE_TTL_S", "7.5")
+    monkeypatch.setenv("INTEGRATOR_LEASE_RENEW_S", "2")
     monkeypatch.setenv("INTEGRATOR_GATE__MIN_DECIDED", "3")
     monkeypatch.setenv("DISCORD_TOKEN", "secret-token")
     cfg = load_config(cfg_path)
@@ -108,6 +109,8 @@ def test_write_then_load_round_trips_with_relative_paths(tmp_path: Path) -> None
 def test_fingerprint_follows_what_a_verdict_depends_on(tmp_path: Path) -> None:
     base = {"repo": "r"}
     one = build_config({**base, "verify_command": "make test"}, tmp_path / "a.toml")
-    same = build_config({**base, "verify_command": "make test", "lease_ttl_s": 9}, tmp_path / "a.toml")
+    same = build_config(
+        {**base, "verify_command": "make test", "lease_ttl_s": 9, "lease_renew_s": 2}, tmp_path / "a.toml"
+    )
     other = build_config({**base, "verify_command": "make check"}, tmp_path / "a.toml")
     assert one.fingerprint() == same.fingerprint() != other.fingerprint()

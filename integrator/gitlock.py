@@ -1,0 +1,111 @@
+"""One writer at a time in the integrator's clone, across processes (runner, Resume button, CLI).
+
+Git guards each ref and the index with a ``*.lock`` file and fails at once when it exists ("cannot
+lock ref", "index.lock: File exists"): two fetches at the same moment, one from the runner and one
+from a Resume click, make one of them fail, and a runner that fails its fetch records an
+infrastructure fault. So every git command that writes refs or the index in a clone first takes an
+exclusive ``flock`` on a file of our own in its git directory, and waits for it instead of failing.
+
+``flock`` belongs to the open file description: the kernel releases it when the process dies,
+however it dies, so a crashed holder never leaves a lock behind (git's own ``*.lock`` files it may
+leave are cleaned up under this same lock). Two coroutines of one process each open the file, so
+they serialise too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+LOCK_NAME = "teleclaude-integrator.flock"
+# The git commands that write refs or the index; reads and object writes (atomic renames) run freely.
+WRITERS = frozenset(
+    {
+        "fetch",
+        "push",
+        "update-ref",
+        "update-index",
+        "read-tree",
+        "worktree",
+        "gc",
+        "pack-refs",
+        "checkout",
+        "reset",
+    }
+)
+_POLL_S = (0.002, 0.05)  # the first and the longest pause between tries
+
+
+class LockTimeout(Exception):
+    """The lock was not free within the command's own timeout."""
+
+
+def lock_path(cwd: Path) -> Path | None:
+    """The lock file of the clone at ``cwd``; None where there is nothing to guard (a bare repository,
+    a linked worktree, a directory that is not a clone's top)."""
+    git_dir = Path(cwd) / ".git"
+    return git_dir / LOCK_NAME if git_dir.is_dir() else None
+
+
+def needs_lock(args: Sequence[str]) -> bool:
+    return bool(args) and args[0] in WRITERS
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _try(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def held(cwd: Path, *, timeout: float) -> Iterator[None]:
+    """Blocking: hold the clone's lock (no-op where :func:`lock_path` is None)."""
+    path = lock_path(cwd)
+    if path is None:
+        yield
+        return
+    fd = _open(path)
+    try:
+        deadline = time.monotonic() + timeout
+        pause = _POLL_S[0]
+        while not _try(fd):
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_S[1])
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.asynccontextmanager
+async def held_async(cwd: Path, *, timeout: float) -> AsyncIterator[None]:
+    """:func:`held` for the event loop: polls without blocking it, and can be cancelled while waiting."""
+    import asyncio  # here: the CLI's read-only commands import git (and this module) but start no loop
+
+    path = lock_path(cwd)
+    if path is None:
+        yield
+        return
+    fd = _open(path)
+    try:
+        deadline = time.monotonic() + timeout
+        pause = _POLL_S[0]
+        while not _try(fd):
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL_S[1])
+        yield
+    finally:
+        os.close(fd)
