@@ -23,32 +23,39 @@ _USERINFO = re.compile(r"://[^/@\s]*@")
 
 
 def local(cfg: Config) -> None:
-    """The repository is a git work tree of its own and has the configured remote (no network).
+    """The repository is a clone with a work tree and names the configured remote.
 
-    Cheap enough for ``emit``: two git calls, no GitPython.
+    No git process, no network: ``emit`` runs it on every call and must stay fast. It reads the
+    clone's own config file; :func:`full` asks git itself.
     """
     repo = cfg.repo
     if not repo.exists():
         raise ConfigError(f"repo: {repo} does not exist; fix `repo` in {_where(cfg)}")
     if not repo.is_dir():
         raise ConfigError(f"repo: {repo} is not a directory; fix `repo` in {_where(cfg)}")
-    # The ceiling keeps git from answering for a parent directory's repository.
-    ceiling = {"GIT_CEILING_DIRECTORIES": str(repo.resolve().parent)}
-    top = git.run_sync(["rev-parse", "--show-toplevel"], cwd=repo, timeout=10, check=False, env=ceiling)
-    if not top.ok:
-        raise ConfigError(f"repo: {repo} is not a git clone with a work tree ({_headline(top.stderr)})")
-    if top.stdout.strip() != str(repo.resolve()):
-        raise ConfigError(f"repo: {repo} is a subdirectory of the clone {top.stdout.strip()}, not the clone")
-    url = git.run_sync(
-        ["config", "--local", "--get", f"remote.{cfg.remote}.url"], cwd=repo, timeout=10, check=False
-    )
-    if not url.ok:
+    git_dir = repo / ".git"
+    if not git_dir.is_dir():
+        raise ConfigError(f"repo: {repo} is not a git clone with a work tree (no .git directory)")
+    try:
+        text = (git_dir / "config").read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise ConfigError(f"repo: cannot read {git_dir / 'config'} ({err.strerror})") from None
+    if not re.search(rf'^\s*\[remote\s+"{re.escape(cfg.remote)}"\s*\]', text, re.MULTILINE):
         raise ConfigError(f"remote: {repo} has no remote named {cfg.remote!r}; fix `remote` in {_where(cfg)}")
 
 
 def full(cfg: Config) -> None:
-    """:func:`local`, then the remote answers and the credential (when present) is readable."""
+    """:func:`local`, git agrees, the remote answers and the credential (when present) is readable."""
     local(cfg)
+    repo = cfg.repo
+    # The ceiling keeps git from answering for a parent directory's repository.
+    ceiling = {"GIT_CEILING_DIRECTORIES": str(repo.resolve().parent)}
+    top = git.run_sync(["rev-parse", "--show-toplevel"], cwd=repo, timeout=10, check=False, env=ceiling)
+    if not top.ok or top.stdout.strip() != str(repo.resolve()):
+        raise ConfigError(f"repo: {repo} is not a git clone with a work tree ({_headline(top.stderr)})")
+    url = git.run_sync(["config", "--get", f"remote.{cfg.remote}.url"], cwd=repo, timeout=10, check=False)
+    if not url.ok:
+        raise ConfigError(f"remote: {cfg.remote!r} has no URL in {repo}; fix `remote` in {_where(cfg)}")
     timeout = min(cfg.git_timeout_s, REMOTE_ANSWER_TIMEOUT_S)
     try:
         git.run_sync(

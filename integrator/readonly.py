@@ -76,6 +76,10 @@ def read_store(db: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
                     conn.rollback()
         except sqlite3.Error as err:
             last = err
+            if immutable and not Path(f"{db}-wal").exists():
+                # No writer appeared: the file itself is unreadable (damaged, foreign). A plain open
+                # would create -wal/-shm beside a file that must keep every byte; the store says why.
+                break
     if isinstance(last, sqlite3.DatabaseError) and last.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
         raise StoreUnavailable(f"database {db}: not an SQLite database")
     raise StoreUnavailable(f"database {db}: unreadable ({last})")

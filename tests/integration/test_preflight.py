@@ -144,7 +144,7 @@ def test_emit_refuses_a_repository_that_is_not_the_clone_and_stores_nothing(
         ("lease_ttl_s = 10.0\nlease_renew_s = 20.0\n", {}, "must be shorter than lease_ttl_s"),
         ("push_retries = 9223372036854775807\n", {}, "push_retries: Input should be less than or equal"),
         ("git_timeout_s = -1\n", {}, "git_timeout_s"),
-        ("", {"INTEGRATOR_GATE": "not json"}, "INTEGRATOR_GATE: not valid JSON"),
+        ("", {"INTEGRATOR_GATE": "not json"}, "gate: Input should be a valid dictionary"),
         ("", {"INTEGRATOR_LEASE_TTL_S": "inf"}, "lease_ttl_s"),
         ("discord = {channel_id = 123456789012345678901234567890}\n", {}, "discord.channel_id"),
     ],
