@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import discord
@@ -26,7 +26,7 @@ from integrator.delivery import deliver_forever
 from integrator.errors import IntegratorError
 from integrator.service import Integrator
 from teleclaude.adapters import discord_replies as replies
-from teleclaude.adapters.discord_adapter import DiscordAdapter, DiscordUser, actor
+from teleclaude.adapters.discord_adapter import DiscordAdapter, DiscordUser, actor, log_expired
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,18 @@ class IntegratorTree(app_commands.CommandTree["IntegratorBot"]):
                 spec = replies.resume_refused(str(getattr(interaction.namespace, "slug", "?")), cause)
             else:
                 spec = replies.refused(command, cause)
+        elif self.client.adapter.is_expired(cause):
+            log_expired(interaction)  # the click came too late to answer: nothing failed on our side
+            return
         else:
             log.error("event=command_failed command=%s", command, exc_info=cause)
             spec = replies.internal_error(command)
         try:
             await self.client.adapter.respond(interaction, spec)
         except discord.HTTPException as err:
-            # The interaction token may have expired; the log is all that is left.
+            if self.client.adapter.is_expired(err):
+                log_expired(interaction)
+                return
             log.warning("event=reply_failed command=%s error=%s", command, err)
 
 
@@ -93,7 +98,7 @@ class IntegratorBot(discord.Client):
         else:
             # The cursor exists before this returns, so nothing written from now on can be skipped.
             await self.integ.store.write(lambda c: outbox.register(c, DISCORD_CONSUMER))
-            sink = DiscordSink(self, self.adapter, channel_id)
+            sink = DiscordSink(self, self.adapter, channel_id, evidence=self.full_evidence)
             self._delivery = asyncio.create_task(
                 supervise(
                     "discord-delivery",
@@ -105,6 +110,16 @@ class IntegratorBot(discord.Client):
             )
         self.logged_in = True
         log.info("event=discord_logged_in user=%s channel=%s", self.user, channel_id)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every button gets an answer: one whose id no DynamicItem matches would otherwise get none."""
+        if interaction.type is not discord.InteractionType.component:
+            return
+        data: Mapping[str, Any] = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))
+        if not self.adapter.knows_component(custom_id):
+            log.info("event=unknown_component custom_id=%r user=%s", custom_id[:100], interaction.user.id)
+            await self.adapter.on_unknown_component(interaction, custom_id)
 
     async def on_ready(self) -> None:
         await self._connection_back()
@@ -126,6 +141,14 @@ class IntegratorBot(discord.Client):
             self.tree.copy_global_to(guild=guild)  # guild commands show up at once
             synced = await self.tree.sync(guild=guild)
         log.info("event=commands_synced guild=%s commands=%s", guild_id, [c.name for c in synced])
+
+    async def full_evidence(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            return await self.integ.full_evidence(
+                str(payload["slug"]), str(payload["branch"]), str(payload["sha"]), str(payload["reason_code"])
+            )
+        except KeyError:
+            return None  # a payload without them: the renderer says what is missing
 
     async def resume(self, slug: str, user: DiscordUser, roles: Sequence[str]) -> str:
         """The Resume button: the same rules as ``integrator resume`` (the adapter checked the role)."""

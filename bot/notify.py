@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 from integrator.cli.render import notification_line
 from integrator.outbox import Notification
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     import discord
 
 log = logging.getLogger(__name__)
+
+# (blocked payload) -> the store's untrimmed evidence for it, or None.
+EvidenceLookup = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
 
 # Outbox consumers: each keeps its own cursor, so the console and Discord never share progress.
 CONSOLE_CONSUMER = "console"
@@ -48,10 +52,17 @@ class ConsoleSink:
 class DiscordSink:
     """Posts each notification to the configured channel through the adapter."""
 
-    def __init__(self, client: discord.Client, adapter: DiscordAdapter, channel_id: int) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        adapter: DiscordAdapter,
+        channel_id: int,
+        evidence: EvidenceLookup | None = None,
+    ) -> None:
         self.client = client
         self.adapter = adapter
         self.channel_id = channel_id
+        self.evidence = evidence
 
     def channel(self) -> discord.abc.Messageable:
         import discord
@@ -67,6 +78,11 @@ class DiscordSink:
 
         channel = self.channel()
         data = note.as_dict()
+        if note.kind == "integration_blocked" and self.evidence is not None:
+            # The notification carries the trimmed evidence; the attached file gets the store's full text.
+            full = await self.evidence(note.payload)
+            if full:
+                data = {**data, "payload": {**note.payload, "evidence_full": full}}
         try:
             await self.adapter.send(channel, data)
             return

@@ -144,6 +144,12 @@ class Integrator:
     async def blocked(self) -> list[dict[str, Any]]:
         return await self.store.read(views.blocked_view)
 
+    async def full_evidence(
+        self, slug: str, branch: str, sha: str, reason_code: str
+    ) -> dict[str, Any] | None:
+        """The untrimmed evidence of a block (for the attached evidence file), or None if it moved on."""
+        return await self.store.read(lambda c: views.full_evidence(c, slug, branch, sha, reason_code))
+
     async def shadow_report(self) -> dict[str, Any]:
         cfg = self.cfg
         now = self.clock()

@@ -55,6 +55,21 @@ def blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
+def full_evidence(
+    conn: sqlite3.Connection, slug: str, branch: str, sha: str, reason_code: str
+) -> dict[str, Any] | None:
+    """The untrimmed evidence the store keeps for a block of (slug, branch, sha), if it is still the one
+    with ``reason_code`` (a later block of the same candidate replaces it)."""
+    row = one(
+        conn,
+        "SELECT e.evidence FROM blocked_evidence e JOIN queue q ON q.id = e.queue_id"
+        " JOIN candidates c ON c.id = q.candidate_id"
+        " WHERE c.slug = ? AND c.branch = ? AND c.sha = ? AND e.reason_code = ?",
+        (slug, branch, sha, reason_code),
+    )
+    return dict(json.loads(row["evidence"])) if row else None
+
+
 def candidates_for(
     conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
 ) -> list[dict[str, Any]]:

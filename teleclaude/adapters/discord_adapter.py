@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from integrator.config import AgentConfig, DiscordConfig
 from integrator.errors import IntegratorError
 from teleclaude.adapters import discord_replies
-from teleclaude.adapters.discord_format import CONTENT_MAX, clip, escape
+from teleclaude.adapters.discord_format import CONTENT_MAX, clip, code, escape
 from teleclaude.adapters.discord_render import (
     SLUG_RE,
     MessageSpec,
@@ -62,6 +62,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Discord's JSON error code for an interaction whose token is no longer valid.
+UNKNOWN_INTERACTION = 10062
 RESUME_TEMPLATE = r"resume:(?P<slug>[a-z0-9][a-z0-9-]{0,63})"
 LAUNCH_TEMPLATE = r"launch:(?P<agent>.+)"
 LAUNCH_PREFIX = "launch:"
@@ -89,6 +91,13 @@ class DiscordUser(LaunchUser, Protocol):
 
     @property
     def name(self) -> str: ...
+
+
+def log_expired(interaction: discord.Interaction[Any]) -> None:
+    """An expired interaction is the user's click arriving late, not our failure: one INFO line."""
+    data: Mapping[str, Any] = interaction.data or {}
+    what = data.get("custom_id") or data.get("name") or "?"
+    log.info("event=interaction_expired what=%s user=%s", what, interaction.user.id)
 
 
 def actor(user: DiscordUser) -> str:
@@ -302,19 +311,50 @@ class DiscordAdapter:
         return sent
 
     # ------------------------------------------------------------------------------ interactions
+    def is_expired(self, error: BaseException) -> bool:
+        """Discord's "Unknown interaction": the 3-second window (or the 15-minute token) is over."""
+        return isinstance(error, self._d.NotFound) and getattr(error, "code", None) == UNKNOWN_INTERACTION
+
     async def _reply(self, interaction: discord.Interaction[Any], text: str) -> None:
-        await interaction.response.send_message(
-            clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
-        )
+        try:
+            await interaction.response.send_message(
+                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+            )
+        except self._d.NotFound as err:
+            if not self.is_expired(err):
+                raise
+            log_expired(interaction)
 
     async def _answer_later(
         self, interaction: discord.Interaction[Any], work: Callable[[], Awaitable[str]]
     ) -> None:
         # The handlers may fetch or spawn; deferring first keeps us inside Discord's 3-second window.
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except self._d.NotFound as err:
+            if not self.is_expired(err):
+                raise
+            log_expired(interaction)
+            return  # nobody is waiting for an answer: do not act on a click the user saw fail
         text = await work()
-        await interaction.followup.send(
-            clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+        try:
+            await interaction.followup.send(
+                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+            )
+        except self._d.NotFound as err:
+            if not self.is_expired(err):
+                raise
+            log_expired(interaction)
+
+    def knows_component(self, custom_id: str) -> bool:
+        return bool(re.fullmatch(RESUME_TEMPLATE, custom_id) or re.fullmatch(LAUNCH_TEMPLATE, custom_id))
+
+    async def on_unknown_component(self, interaction: discord.Interaction[Any], custom_id: str) -> None:
+        """A button whose id none of ours matches (hand-made, or from another version) still gets an answer."""
+        await self._reply(
+            interaction,
+            f"This button ({code(clip(custom_id, 100))}) is not one the integrator knows, so it did nothing. "
+            "Use `/integrate status` or `/integrate resume`.",
         )
 
     async def on_resume_click(self, interaction: discord.Interaction[Any], slug: str) -> None:

@@ -49,6 +49,38 @@ def code(text: object) -> str:
     return "`" + s.replace("`", "ˋ") + "`"
 
 
+# A name (branch, path) longer than this is shortened on its own, in the middle, so the message around
+# it (the sha after it, the closing backtick) never has to be clipped.
+NAME_SHOWN = 100
+
+
+def clip_middle(text: str, limit: int = NAME_SHOWN) -> str:
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
+def code_name(text: object, limit: int = NAME_SHOWN) -> str:
+    """A branch or path as inline code, shortened in the middle when long."""
+    return code(clip_middle(" ".join(str(text).split()), limit))
+
+
+_CODE_SPAN_RE = re.compile(r"`([^`\n]+)`")
+
+
+def markdown_with_code(text: str) -> str:
+    """Free text whose ``backticked`` commands stay code spans: the rest is escaped, the spans are not."""
+    out: list[str] = []
+    last = 0
+    for match in _CODE_SPAN_RE.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        out.append(code(match.group(1)))
+        last = match.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
 def short(sha: object) -> str:
     return str(sha)[:SHA_SHOWN]
 

@@ -25,9 +25,11 @@ from teleclaude.adapters.discord_format import (
     clip,
     code,
     code_block,
+    code_name,
     discord_time,
     escape,
     human_duration,
+    markdown_with_code,
     plural,
     short,
 )
@@ -105,14 +107,14 @@ def render_candidate_ready(p: _Fields) -> MessageSpec:
     resumed_by = p.opt_text("resumed_by")
     who = f"\nResumed by {clip(escape(resumed_by), 100)}" if resumed_by else ""
     return MessageSpec(
-        f"✅ **{p.text('slug')}** ready — {where}\n{code(p.text('branch'))} @ {code(short(p.text('sha')))}{who}"
+        f"✅ **{p.text('slug')}** ready — {where}\n{code_name(p.text('branch'))} @ {code(short(p.text('sha')))}{who}"
     )
 
 
 def render_candidate_superseded(p: _Fields) -> MessageSpec:
     return MessageSpec(
         f"↪️ **{p.text('slug')}** superseded\n"
-        f"{code(short(p.text('sha')))} → {code(short(p.text('superseded_by')))} on {code(p.text('branch'))}"
+        f"{code(short(p.text('sha')))} → {code(short(p.text('superseded_by')))} on {code_name(p.text('branch'))}"
     )
 
 
@@ -120,13 +122,13 @@ def render_integration_completed(p: _Fields) -> MessageSpec:
     slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
     if p.get("already_on_main", bool):
         return MessageSpec(
-            f"☑️ **{slug}** was already on main\n{code(branch)} @ {code(short(sha))}: nothing to merge"
+            f"☑️ **{slug}** was already on main\n{code_name(branch)} @ {code(short(sha))}: nothing to merge"
         )
     took = human_duration(p.number("duration_ms") / 1000)
     return MessageSpec(
         f"🎉 **{slug}** integrated in {took}\n"
         f"main {code(short(p.text('main_before')))} → {code(short(p.text('main_after')))}\n"
-        f"{code(branch)} @ {code(short(sha))}"
+        f"{code_name(branch)} @ {code(short(sha))}"
     )
 
 
@@ -192,13 +194,13 @@ def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
     footer_note = f"Full evidence in the attached file {filename}"
 
     reason = _blocked_reason_line(reason_code, evidence)
-    lines = [f"**Next:** {clip(escape(next_action), 1500)}"]
+    lines = [f"**Next:** {markdown_with_code(clip(next_action, 1500))}"]
     if follow_slug:
         lines.append(f"**Follow-up todo:** {code(follow_slug)}")
         if follow_path:
-            lines.append(code(follow_path))
+            lines.append(code_name(follow_path, 300))
     target = f" onto main {code(short(evidence['main']))}" if evidence.get("main") else ""
-    lines.append(f"{code(branch)} @ {code(short(sha))}{target}")
+    lines.append(f"{code_name(branch)} @ {code(short(sha))}{target}")
     builder = EmbedBuilder(
         f"Blocked: {slug} — {reason}", "\n".join(lines), color=COLOR_BLOCKED, footer_reserve=len(footer_note)
     )
@@ -217,8 +219,8 @@ def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
         builder.add_text("Details", details)
 
     files: tuple[FileSpec, ...] = ()
-    if builder.cut:
-        files = (FileSpec(filename, evidence_text(p.payload).encode("utf-8")),)
+    if builder.cut or _store_has_more(p.payload):
+        files = (FileSpec(filename, evidence_file(p.payload)),)
     embed = builder.build(footer_note if builder.cut else None)
     content = f"⛔ **{slug}** blocked: {reason}"
     if files:
@@ -262,9 +264,46 @@ def _compact(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+# The attached evidence file is at most this big (Discord takes 10 MiB from a bot); the store keeps
+# its texts within blocked.py's own caps, so this is only reached by many long sections together.
+EVIDENCE_FILE_MAX_BYTES = 1_000_000
+
+
+def _full(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The store's untrimmed evidence, when the bot looked it up (``evidence_full``)."""
+    full = payload.get("evidence_full")
+    return full if isinstance(full, Mapping) else None
+
+
+def _store_has_more(payload: Mapping[str, Any]) -> bool:
+    full = _full(payload)
+    return full is not None and any(k.endswith("_full") for k in full)
+
+
+def evidence_file(payload: Mapping[str, Any]) -> bytes:
+    """:func:`evidence_text` as UTF-8, cut at :data:`EVIDENCE_FILE_MAX_BYTES` with a note saying so."""
+    data = evidence_text(payload).encode("utf-8")
+    if len(data) <= EVIDENCE_FILE_MAX_BYTES:
+        return data
+    note = (
+        f"\n… cut at {EVIDENCE_FILE_MAX_BYTES} bytes of {len(data)}; "
+        "the whole evidence is in the integrator's database (`integrator blocked --json`)\n"
+    ).encode()
+    return data[: EVIDENCE_FILE_MAX_BYTES - len(note)].decode("utf-8", "ignore").encode() + note
+
+
 def evidence_text(payload: Mapping[str, Any]) -> str:
-    """Everything a blocked notification carries, readable as plain text (the attached file)."""
-    evidence = payload.get("evidence") or {}
+    """Everything a blocked notification carries, readable as plain text (the attached file): the
+    store's untrimmed texts (``*_full``) in place of the trimmed ones when the bot looked them up."""
+    full = _full(payload)
+    if full is None:
+        evidence = payload.get("evidence") or {}
+    else:
+        evidence = {
+            k.removesuffix("_full"): v
+            for k, v in full.items()
+            if k.endswith("_full") or f"{k}_full" not in full
+        }
     out = [f"Integration blocked: {payload.get('slug')}"]
     for key in ("reason_code", "branch", "sha", "next_action", "follow_up_slug", "follow_up_path"):
         if payload.get(key) is not None:
