@@ -8,7 +8,9 @@ SIGINT and SIGTERM stop it cleanly (the lease is released) with exit status 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -41,11 +43,29 @@ async def serve(cfg: Config, *, sync_commands: bool) -> None:
 # Registering the commands with Discord is one bulk PUT; harmless on every start, but it can be
 # turned off when several bots share one application.
 @click.option("--no-sync", "no_sync", is_flag=True, help="Do not register /integrate on start.")
-def cli(config_path: str | None, verbose: bool, no_sync: bool) -> None:
+@click.option(
+    "--invite-url",
+    "invite",
+    is_flag=True,
+    help="Print the link that adds the bot with exactly the permissions it needs, and exit.",
+)
+@click.option(
+    "--application-id",
+    "application_id",
+    type=click.IntRange(1, 2**64 - 1),
+    default=None,
+    help="For --invite-url (default: read from DISCORD_TOKEN).",
+)
+def cli(
+    config_path: str | None, verbose: bool, no_sync: bool, invite: bool, application_id: int | None
+) -> None:
     """The integrator and its Discord bot in one process.
 
     Without DISCORD_TOKEN it runs headless and prints notifications to the console.
     """
+    if invite:
+        print_invite(config_path, application_id)
+        return
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,
@@ -59,6 +79,21 @@ def cli(config_path: str | None, verbose: bool, no_sync: bool) -> None:
     except IntegratorError as err:  # a bad config, an unusable database: one line, the core's status
         click.echo(f"error: {err.message}", err=True)
         sys.exit(err.exit_status)
+
+
+def print_invite(config_path: str | None, application_id: int | None) -> None:
+    from bot import permissions
+
+    if application_id is None:
+        token = os.environ.get("DISCORD_TOKEN", "")
+        application_id = permissions.application_id_from_token(token) if token else None
+    if application_id is None:
+        click.echo("error: --invite-url needs --application-id ID or DISCORD_TOKEN", err=True)
+        sys.exit(2)
+    guild_id = None
+    with contextlib.suppress(IntegratorError):  # the link works without a config; with one it preselects
+        guild_id = load_config(config_path).discord.guild_id
+    click.echo(permissions.invite_url(application_id, guild_id))
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot import permissions
 from bot.commands import IntegrateGroup, NotAdmin
 from bot.launcher import SubprocessLauncher
 from bot.notify import DISCORD_CONSUMER, DiscordSink
@@ -82,6 +83,7 @@ class IntegratorBot(discord.Client):
             discord, self.cfg.discord, resume_handler=self.resume, launcher=self.launcher
         )
         self.logged_in = False
+        self._channel_checked = False
         self._delivery: asyncio.Task[None] | None = None
         self._delivery_stop = asyncio.Event()
 
@@ -122,7 +124,28 @@ class IntegratorBot(discord.Client):
             await self.adapter.on_unknown_component(interaction, custom_id)
 
     async def on_ready(self) -> None:
+        if not self._channel_checked:  # on_ready runs again on every reconnect; the check is once
+            self._channel_checked = True
+            await self.check_channel()
         await self._connection_back()
+
+    async def check_channel(self) -> str | None:
+        """Say in one line at start what the notification channel lacks (else a 403 says it later)."""
+        channel_id = self.cfg.discord.channel_id
+        if channel_id is None:
+            return None
+        try:
+            problem = await permissions.check_channel(self, channel_id)
+        except discord.HTTPException as err:
+            problem = f"could not check channel {channel_id}: {err}"
+        if problem:
+            log.warning(
+                "event=channel_check_failed detail=%s; notifications wait in the outbox until it is fixed",
+                problem,
+            )
+        else:
+            log.info("event=channel_ok channel=%s", channel_id)
+        return problem
 
     async def on_resumed(self) -> None:
         await self._connection_back()

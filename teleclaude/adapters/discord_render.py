@@ -275,9 +275,28 @@ def _full(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return full if isinstance(full, Mapping) else None
 
 
+def _trimmed_key(full: Mapping[str, Any], key: str) -> str:
+    """The trimmed twin of a ``*_full`` key: ``hunks_full`` → ``hunks``, ``log_full`` → ``log_tail``."""
+    base = key.removesuffix("_full")
+    return base if base in full or f"{base}_tail" not in full else f"{base}_tail"
+
+
+def _same_text(a: Any, b: Any) -> bool:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same_text(a[k], b[k]) for k in a)
+    return str(a).strip() == str(b).strip()
+
+
 def _store_has_more(payload: Mapping[str, Any]) -> bool:
+    """Whether the store kept more than the notification shows (a hunk or log was trimmed)."""
     full = _full(payload)
-    return full is not None and any(k.endswith("_full") for k in full)
+    if full is None:
+        return False
+    return any(
+        not _same_text(value, full.get(_trimmed_key(full, key), ""))
+        for key, value in full.items()
+        if key.endswith("_full")
+    )
 
 
 def evidence_file(payload: Mapping[str, Any]) -> bytes:
@@ -299,11 +318,8 @@ def evidence_text(payload: Mapping[str, Any]) -> str:
     if full is None:
         evidence = payload.get("evidence") or {}
     else:
-        evidence = {
-            k.removesuffix("_full"): v
-            for k, v in full.items()
-            if k.endswith("_full") or f"{k}_full" not in full
-        }
+        replaced = {_trimmed_key(full, k) for k in full if k.endswith("_full")}
+        evidence = {k.removesuffix("_full"): v for k, v in full.items() if k not in replaced}
     out = [f"Integration blocked: {payload.get('slug')}"]
     for key in ("reason_code", "branch", "sha", "next_action", "follow_up_slug", "follow_up_path"):
         if payload.get(key) is not None:
