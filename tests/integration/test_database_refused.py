@@ -4,17 +4,21 @@ line and exit 2, its bytes unchanged and nothing created beside it; a hot journa
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import cli, ok
+from conftest import INTEGRATOR, cli, make_config, ok
 
 from integrator.config import Config
 from integrator.dbfile import APPLICATION_ID
+from integrator.sandbox import Sandbox
 
 SHA = "b" * 40
 COMMANDS: list[list[str]] = [
@@ -163,3 +167,31 @@ def test_a_hot_journal_of_ours_is_rolled_back_the_way_sqlite_means(config: Confi
     finally:
         conn.close()
     assert not journal.exists()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to drop to nobody"
+)
+def test_a_read_only_database_is_one_line_for_every_writing_command(tmp_path: Path) -> None:
+    # As root every file is writable, so the commands run as nobody on root's 0644 database.
+    shared = Path(tempfile.mkdtemp(prefix="ro-db-"))
+    try:
+        shared.chmod(0o755)
+        sandbox = Sandbox.create(shared / "sb")
+        cfg = make_config(shared, sandbox)
+        ok(cfg, "status")
+        for path in shared.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o005 if path.is_dir() else path.stat().st_mode | 0o004)
+        before = files(cfg.db.parent)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", INTEGRATOR]
+        for args in (["pause", "--reason", "x"], ["emit", "branch_pushed", "--branch", "b", "--sha", SHA],
+                     ["rollback", "--reason", "x"]):  # fmt: skip
+            res = subprocess.run(
+                [*nobody, "--config", str(cfg.config_path), *args], capture_output=True, text=True, timeout=60
+            )
+            assert res.returncode == 2, (args, res.stderr)
+            assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+            assert "is read-only for this user" in res.stderr, res.stderr
+        assert files(cfg.db.parent) == before
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

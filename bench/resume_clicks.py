@@ -1,0 +1,139 @@
+"""Resume clicks while the runner drains: git in the integrator's clone is serialised across processes
+(integrator/gitlock.py), so no click makes the runner fault and no click gets a git lock error.
+
+A real sandbox: one candidate blocked on a conflict (every click on it fetches and checks whether the
+block still holds), ``--features`` others queued, ``integrator run`` as its own process draining them,
+and two admins clicking Resume through the service (what the Discord button calls) until ``--clicks``
+clicks are done. Then the runner is stopped and the faults table read.
+
+    .venv/bin/python bench/resume_clicks.py [--clicks 500] [--features 20]
+
+The last line printed is one JSON object: ``runner_faults`` and ``click_git_errors`` must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from integrator.config import build_config, write_config
+from integrator.errors import Refused
+from integrator.events import make_event, utcnow
+from integrator.runner import Runner
+from integrator.sandbox import Sandbox
+from integrator.service import Integrator
+
+INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
+
+
+def ready(slug: str, branch: str, sha: str) -> list:  # type: ignore[type-arg]
+    now = utcnow()
+    return [
+        make_event("review_approved", {"slug": slug, "sha": sha, "reviewer": "r", "review_round": 1, "approved_at": now}),
+        make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now}),
+        make_event("finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": now}),
+    ]  # fmt: skip
+
+
+def push(sandbox: Sandbox, slug: str, files: dict[str, str]) -> tuple[str, str]:
+    w = sandbox.worker(slug)
+    branch = f"feature/{slug}"
+    w.start(branch)
+    sha = w.commit(files, slug)
+    w.push(branch)
+    return branch, sha
+
+
+def count(db: Path, sql: str) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clicks", type=int, default=500)
+    parser.add_argument("--features", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sandbox = Sandbox.create(root / "sb", files={"README.md": "# sandbox\n", "shared.txt": "base\n"})
+        path = root / "integrator.toml"
+        data = {
+            "repo": str(sandbox.integrator_repo),
+            "db": str(root / "integrator.db"),
+            "state_dir": str(root / "state"),
+            "todos_dir": str(root / "todos"),
+            "mode": "cutover",
+            "idle_check_s": 0.2,
+        }
+        cfg = build_config(data, path)
+        write_config(cfg, path)
+        alpha, beta = (
+            push(sandbox, "alpha", {"shared.txt": "alpha\n"}),
+            push(sandbox, "beta", {"shared.txt": "beta\n"}),
+        )
+        async with await Integrator.open(cfg) as integ:
+            await integ.emit(ready("alpha", *alpha) + ready("beta", *beta), wait=True)
+            await Runner(cfg, integ.store).run(asyncio.Event(), once=True)
+            for n in range(args.features):
+                await integ.emit(
+                    ready(f"drain-{n}", *push(sandbox, f"drain-{n}", {f"d{n}.txt": f"{n}\n"})), wait=True
+                )
+        runner = subprocess.Popen([INTEGRATOR, "--config", str(path), "run"], stdout=subprocess.DEVNULL)
+        answers: Counter[str] = Counter()
+        git_errors = 0
+        started = time.monotonic()
+
+        async def admin(clicks: int) -> None:
+            nonlocal git_errors
+            async with await Integrator.open(cfg) as integ:
+                for _ in range(clicks):
+                    try:
+                        await integ.resume("beta", "admin")
+                        answers["resumed"] += 1
+                    except Refused as err:
+                        text = str(err)
+                        if "cannot check" in text or "cannot lock" in text:
+                            git_errors += 1
+                        answers["refused: " + text.split(":")[0][:40]] += 1
+
+        try:
+            await asyncio.gather(admin(args.clicks // 2), admin(args.clicks - args.clicks // 2))
+            took = time.monotonic() - started
+            deadline = time.monotonic() + 300
+            while (
+                count(cfg.db, "SELECT count(*) FROM queue WHERE status = 'queued' OR status = 'in_progress'")
+                > 0
+            ):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            runner.send_signal(signal.SIGTERM)
+            runner.wait(timeout=60)
+        result = {
+            "bench": "resume_clicks",
+            "clicks": sum(answers.values()),
+            "features_drained": count(cfg.db, "SELECT count(*) FROM queue WHERE status = 'integrated'") - 1,
+            "runner_faults": count(cfg.db, "SELECT count(*) FROM faults"),
+            "click_git_errors": git_errors,
+            "answers": dict(answers),
+            "clicks_per_s": round(sum(answers.values()) / took, 1),
+        }
+    print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
