@@ -89,7 +89,7 @@ async def run(
         async with gitlock.held_async(cwd, timeout=timeout):
             return await _run(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
     except gitlock.LockTimeout as err:
-        raise GitError(str(err), command=["git", *args], stderr=str(err), transient=True) from None
+        raise GitError(str(err), command=["git", *args], stderr=str(err)) from None
 
 
 async def _run(
@@ -162,7 +162,7 @@ def run_sync(
         with gitlock.held(cwd, timeout=timeout):
             return _run_sync(args, cwd=cwd, timeout=timeout, check=check, env=env, input_text=input_text)
     except gitlock.LockTimeout as err:
-        raise GitError(str(err), command=["git", *args], stderr=str(err), transient=True) from None
+        raise GitError(str(err), command=["git", *args], stderr=str(err)) from None
 
 
 def _run_sync(
