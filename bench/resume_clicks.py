@@ -1,8 +1,8 @@
 """Resume clicks while the runner drains: git in the integrator's clone is serialised across processes
 (integrator/gitlock.py), so no click makes the runner fault and no click gets a git lock error.
 
-A real sandbox: one candidate blocked on a conflict (every click on it fetches and checks whether the
-block still holds), ``--features`` others queued, ``integrator run`` as its own process draining them,
+A real sandbox: one candidate blocked because its branch moved on (every click on it fetches and checks
+whether the block still holds, and it keeps holding), ``--features`` others queued, ``integrator run`` as its own process draining them,
 and two admins clicking Resume through the service (what the Discord button calls) until ``--clicks``
 clicks are done. Then the runner is stopped and the faults table read.
 
@@ -80,12 +80,14 @@ async def main() -> None:
         }
         cfg = build_config(data, path)
         write_config(cfg, path)
-        alpha, beta = (
-            push(sandbox, "alpha", {"shared.txt": "alpha\n"}),
-            push(sandbox, "beta", {"shared.txt": "beta\n"}),
-        )
+        beta = push(sandbox, "beta", {"beta.txt": "beta\n"})
         async with await Integrator.open(cfg) as integ:
-            await integ.emit(ready("alpha", *alpha) + ready("beta", *beta), wait=True)
+            await integ.emit(ready("beta", *beta), wait=True)
+            # The branch moves on after it was declared ready: blocked (branch_moved), and it stays
+            # blocked, so every click fetches and checks, whatever main does meanwhile.
+            mover = sandbox.worker("beta")
+            mover.commit({"beta.txt": "beta moved on\n"}, "beta: later")
+            mover.push(beta[0])
             await Runner(cfg, integ.store).run(asyncio.Event(), once=True)
             for n in range(args.features):
                 await integ.emit(
@@ -126,7 +128,7 @@ async def main() -> None:
         result = {
             "bench": "resume_clicks",
             "clicks": sum(answers.values()),
-            "features_drained": count(cfg.db, "SELECT count(*) FROM queue WHERE status = 'integrated'") - 1,
+            "features_drained": count(cfg.db, "SELECT count(*) FROM queue WHERE status = 'integrated'"),
             "runner_faults": count(cfg.db, "SELECT count(*) FROM faults"),
             "click_git_errors": git_errors,
             "answers": dict(answers),
