@@ -84,6 +84,7 @@ async def test_sigkill_at_each_phase_with_k4_then_restart(
         wait_for(
             lambda: log.exists() and log.read_text().count(" start") >= 2, what="the dead runner's verifies"
         )
+        assert len(running(str(script))) >= 2  # processes of the dead runner, still verifying
 
     delay.write_text("0.2")
     restarted = cli(cfg, "run", "--once")
