@@ -163,8 +163,12 @@ class Workflow:
                         repo, main_sha=main_before, candidate_sha=item.sha, timeout=t
                     )
                     return await self.block(item, "merge_conflict", evidence, main_sha=main_before)
-                if merge.tree == await git.tree_of(repo, main_before, timeout=t):
-                    # The merge succeeded and changed nothing: the content is already on main.
+                if cfg.merge_strategy == "squash" and merge.tree == await git.tree_of(
+                    repo, main_before, timeout=t
+                ):
+                    # A squash cannot keep ancestry anyway, and an empty squash commit records nothing.
+                    # A merge commit is made even when the tree is unchanged (a backport already on
+                    # main): "already integrated" means the sha is an ancestor of main (_recheck).
                     return await self.complete(
                         item, main_before, main_before, main_before, started, already_on_main=True
                     )

@@ -219,7 +219,8 @@ async def test_conflict_blocks_with_the_conflicted_paths(sandbox: Sandbox, confi
 
 async def test_a_failed_merge_is_never_read_as_already_integrated(sandbox: Sandbox, config: Config) -> None:
     """An unrelated history cannot be merged at all (git writes no tree): that is a git error, never
-    'nothing to merge'. A branch whose change main already has is the genuinely empty case."""
+    'nothing to merge'. A branch whose change main already has still gets its merge commit (the tree
+    does not change, ancestry does): only an ancestor of main is already integrated."""
     w = sandbox.worker("orphan")
     g(w.path, "checkout", "--quiet", "--orphan", "feature/orphan")
     g(w.path, "rm", "-rf", "--quiet", ".")
@@ -238,13 +239,17 @@ async def test_a_failed_merge_is_never_read_as_already_integrated(sandbox: Sandb
 
     await run_once(config)
 
-    assert sandbox.main_sha() == main
     assert queue_status(config) == {"orphan": "blocked", "dup": "integrated"}
     [blocked] = outcomes(config, "integration_blocked")
     assert blocked["reason_code"] == "git_error"
     assert "unrelated histories" in blocked["evidence"]["stderr"]
     [done] = outcomes(config, "integration_completed")
-    assert (done["slug"], done["already_on_main"], done["merge_sha"]) == ("dup", True, main)
+    assert (done["slug"], done["already_on_main"], done["main_before"]) == ("dup", False, main)
+    landed = sandbox.main_sha()
+    assert g(sandbox.remote, "rev-parse", f"{landed}^{{tree}}") == g(
+        sandbox.remote, "rev-parse", f"{main}^{{tree}}"
+    )
+    assert g(sandbox.remote, "rev-list", "--parents", "-n", "1", landed).split()[1:] == [main, dup.sha]
 
 
 async def test_a_newer_finalize_during_the_flight_supersedes_the_candidate_in_flight(
