@@ -41,11 +41,12 @@ def check_reason_code(reason_code: str) -> str:
     return reason_code
 
 
-# Half a sentence per code, for headings and summaries ("blocked: <summary>").
+# Half a sentence per code, for headings and summaries ("blocked: <summary>"); {main} is the
+# configured main branch.
 REASON_SUMMARIES: dict[str, str] = {
-    "merge_conflict": "merging it onto main produced conflicts",
+    "merge_conflict": "merging it onto {main} produced conflicts",
     "verify_failed": "the verify command failed on the merged tree",
-    "push_rejected": "every push of main was rejected because main kept moving",
+    "push_rejected": "every push of {main} was rejected because {main} kept moving",
     "branch_moved": "the branch moved after finalize_ready",
     "not_reachable": "the candidate sha is not on the remote",
     "git_error": "a git command failed",
@@ -354,6 +355,7 @@ async def conflict_evidence(
     *,
     main_sha: str,
     candidate_sha: str,
+    main_branch: str,
     timeout: float,
     max_paths: int = HUNK_MAX_PATHS,
     clock: Callable[[], float] | None = None,
@@ -381,7 +383,10 @@ async def conflict_evidence(
     parsed = _parse_merge_tree(merged.stdout)
     paths = list(parsed.stages)
     # Two 40-hex shas on every marker and message are hard to read; name the sides instead.
-    labels = {main_sha: f"main ({main_sha[:10]})", candidate_sha: f"candidate ({candidate_sha[:10]})"}
+    labels = {
+        main_sha: f"{main_branch} ({main_sha[:10]})",
+        candidate_sha: f"candidate ({candidate_sha[:10]})",
+    }
     messages = tuple(_Message(m.paths, m.kind, _relabel(m.text, labels)) for m in parsed.messages)
 
     try:
@@ -513,7 +518,7 @@ def emit_command(slug: str, branch: str, sha: str = '"$(git rev-parse HEAD)"') -
     )
 
 
-def update_command(branch: str, *, remote: str = "origin", main_branch: str = "main") -> str:
+def update_command(branch: str, *, remote: str, main_branch: str) -> str:
     return f"git fetch {_q(remote)} && git switch {_q(branch)} && git merge {_q(f'{remote}/{main_branch}')}"
 
 
@@ -571,8 +576,8 @@ def next_action(
     slug: str,
     branch: str,
     evidence: dict[str, Any],
-    remote: str = "origin",
-    main_branch: str = "main",
+    remote: str,
+    main_branch: str,
 ) -> str:
     """One sentence saying exactly what unblocks this candidate, with the commands filled in."""
     check_reason_code(reason_code)
@@ -640,8 +645,8 @@ def plan_steps(
     slug: str,
     branch: str,
     evidence: dict[str, Any],
-    remote: str = "origin",
-    main_branch: str = "main",
+    remote: str,
+    main_branch: str,
 ) -> list[Step]:
     """The checklist that unblocks the candidate: fix, push, announce, confirm."""
     check_reason_code(reason_code)

@@ -79,7 +79,8 @@ async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
             "shadow", by=by, reason="cutover reverted: the remote's mode file could not be written"
         )
         raise
-    return {**record, "parity": {k: report[k] for k in ("decided", "agreement_rate")}}
+    parity = {k: report[k] for k in ("decided", "agreement_rate")}
+    return {**record, "parity": parity, "main_branch": cfg.main_branch}
 
 
 async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
@@ -92,7 +93,8 @@ async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool =
         raise Refused(f"already in shadow (since {current.get('since')})")
     # Open the remote first: a rollback exists to unblock people, so it must not wait on the store.
     await _sync_remote(cfg, "shadow")
-    return await integ.set_mode("shadow", by=by, reason=reason.strip(), automatic=automatic)
+    record = await integ.set_mode("shadow", by=by, reason=reason.strip(), automatic=automatic)
+    return {**record, "main_branch": cfg.main_branch}
 
 
 def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any] | None:

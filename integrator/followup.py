@@ -223,7 +223,7 @@ def _short(value: object) -> str:
     return text if len(text) <= _GENERIC_VALUE_MAX else text[: _GENERIC_VALUE_MAX - 1] + "…"
 
 
-def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch: str = "main") -> str:
+def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch: str) -> str:
     """The evidence as markdown for requirements.md: the trimmed texts, never the ``*_full`` ones."""
     if reason_code == "merge_conflict" and "conflicted_paths" in evidence:
         paths = [str(p) for p in evidence.get("conflicted_paths") or []]
@@ -311,8 +311,8 @@ def write_followup(
     next_action: str,
     main_sha: str,
     blocked_at: str,
-    remote: str = "origin",
-    main_branch: str = "main",
+    remote: str,
+    main_branch: str,
 ) -> FollowUp:
     """Create or refresh the one follow-up todo of ``slug``; returns what is on disk now.
 
@@ -367,7 +367,7 @@ def write_followup(
         "main_sha": code_span(main_sha) if main_sha else "(unknown)",
         "main_branch": code_span(main_branch),
         "reason_code": reason_code,
-        "reason_summary": REASON_SUMMARIES[reason_code],
+        "reason_summary": REASON_SUMMARIES[reason_code].format(main=main_branch),
         "blocked_count": str(count),
         "first_blocked_at": str(state["first_blocked_at"]),
         "last_blocked_at": blocked_at,

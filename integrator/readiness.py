@@ -276,6 +276,7 @@ class GitView:
     """What one fetch tells: the main tip and every branch tip of the remote."""
 
     main_sha: str | None
+    main_branch: str  # the configured name, for the sentences a user reads
     tips: dict[str, str] = field(default_factory=dict)
     # Tips of remote branches already on main, when a check cycle asked (one git call for all).
     merged: frozenset[str] | None = None
@@ -290,7 +291,7 @@ async def observe(
     unfetched = await fetch_remote(repo, remote, main_branch, timeout=timeout) if fetch else {}
     tips = await git.remote_tips(repo, remote, timeout=timeout)
     tips.update({branch: u.sha for branch, u in unfetched.items()})
-    return GitView(tips.get(main_branch), tips, unfetched=unfetched)
+    return GitView(tips.get(main_branch), main_branch, tips, unfetched=unfetched)
 
 
 async def git_reasons(
@@ -305,7 +306,7 @@ async def git_reasons(
             repo, cand.sha, view.main_sha or "", timeout=timeout
         )
     if on_main:
-        return [Reason("on_main", f"{cand.sha[:10]} is already on {remote}/main")]
+        return [Reason("on_main", f"{cand.sha[:10]} is already on {remote}/{view.main_branch}")]
     if tip == cand.sha:
         return []
     containing = await git.refs_containing(repo, cand.sha, f"refs/remotes/{remote}/", timeout=timeout)

@@ -219,7 +219,7 @@ class Integrator:
             raise Refused(f"cannot check whether the blocking condition changed: {err}") from None
         changed = await self._changed_since_block(item, view)
         if not changed:
-            raise Refused(_unchanged_message(item, view))
+            raise Refused(_unchanged_message(item, view, cfg))
         now = self._now()
         why = "; ".join(changed)
 
@@ -288,7 +288,7 @@ class Integrator:
         return await self.store.write(write, notify=True)
 
 
-def _unchanged_message(item: queue.Item, view: readiness.GitView) -> str:
+def _unchanged_message(item: queue.Item, view: readiness.GitView, cfg: Config) -> str:
     reason = item.block_reason or "blocked"
     if reason == "branch_moved":
         return (
@@ -298,10 +298,10 @@ def _unchanged_message(item: queue.Item, view: readiness.GitView) -> str:
     if reason == "not_reachable":
         return (
             f"{item.slug} stays blocked (not_reachable): {item.branch} on the remote does not hold {item.sha[:10]}. "
-            f"Push it first: git push origin {item.sha}:refs/heads/{item.branch}"
+            f"Push it first: git push {cfg.remote} {item.sha}:refs/heads/{item.branch}"
         )
     return (
-        f"{item.slug} stays blocked ({reason}): main is still {str(item.block_main)[:10]} and the configuration "
+        f"{item.slug} stays blocked ({reason}): {cfg.main_branch} is still {str(item.block_main)[:10]} and the configuration "
         "is unchanged, so it would block again. Push a fix and emit finalize_ready instead."
     )
 

@@ -160,7 +160,11 @@ class Workflow:
                 merge = await git.merge_tree(repo, main_before, item.sha, timeout=t)
                 if not merge.clean:
                     evidence = await blocked.conflict_evidence(
-                        repo, main_sha=main_before, candidate_sha=item.sha, timeout=t
+                        repo,
+                        main_sha=main_before,
+                        candidate_sha=item.sha,
+                        main_branch=cfg.main_branch,
+                        timeout=t,
                     )
                     return await self.block(item, "merge_conflict", evidence, main_sha=main_before)
                 if cfg.merge_strategy == "squash" and merge.tree == await git.tree_of(
@@ -310,7 +314,10 @@ class Workflow:
             outbox.add(
                 conn,
                 "integration_completed",
-                {k: v for k, v in payload.items() if k != "completed_at"},
+                {
+                    **{k: v for k, v in payload.items() if k != "completed_at"},
+                    "main_branch": self.cfg.main_branch,
+                },
                 now=now,
             )
 
@@ -326,7 +333,10 @@ class Workflow:
     ) -> Outcome:
         lease = await self.guard()
         now = self._now()
-        next_action = blocked.next_action(reason_code, slug=item.slug, branch=item.branch, evidence=evidence)
+        names = {"remote": self.cfg.remote, "main_branch": self.cfg.main_branch}
+        next_action = blocked.next_action(
+            reason_code, slug=item.slug, branch=item.branch, evidence=evidence, **names
+        )
         note = await asyncio.to_thread(
             followup.write_followup,
             self.cfg.todos_dir,
@@ -338,6 +348,7 @@ class Workflow:
             next_action=next_action,
             main_sha=main_sha or "",
             blocked_at=now,
+            **names,
         )
         # The store keeps the full texts; notifications and the event carry the trimmed evidence.
         summary = {k: v for k, v in evidence.items() if not k.endswith("_full")}
@@ -385,7 +396,12 @@ class Workflow:
             )
             checkpoint.delete(conn, item.id)
             settings.clear_fault_streak(conn)
-            outbox.add(conn, "integration_blocked", {**payload, "follow_up_path": str(note.path)}, now=now)
+            outbox.add(
+                conn,
+                "integration_blocked",
+                {**payload, "follow_up_path": str(note.path), "main_branch": self.cfg.main_branch},
+                now=now,
+            )
 
         await self.store.write(write, notify=True)
         await self.probe("recorded")

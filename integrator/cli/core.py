@@ -262,15 +262,15 @@ def register(cli: click.Group) -> None:
     @emit.command("branch_pushed")
     @click.option("--branch", required=True)
     @click.option("--sha", required=True)
-    @click.option("--remote", default="origin", show_default=True)
+    @click.option("--remote", default=None, help="The remote pushed to (default: the configured remote).")
     @click.option("--pusher", default=None)
     @click.option("--at", default=None, help="pushed_at (ISO-8601 with timezone; default now).")
     @click.pass_context
     @handle_errors
     def branch_pushed(
-        ctx: click.Context, branch: str, sha: str, remote: str, pusher: str | None, at: str | None
+        ctx: click.Context, branch: str, sha: str, remote: str | None, pusher: str | None, at: str | None
     ) -> None:
-        payload: dict[str, Any] = {"branch": branch, "sha": sha, "remote": remote}
+        payload: dict[str, Any] = {"branch": branch, "sha": sha, "remote": remote or get_config(ctx).remote}
         if pusher is not None:
             payload["pusher"] = pusher
         _emit_one(ctx, "branch_pushed", payload, "pushed_at", at, ctx.obj.get("json_output", False))

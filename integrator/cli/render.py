@@ -43,9 +43,9 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append("paused: no")
     lease = s["lease"]
     lines.append(
-        f"lease integration/main: {lease['holder']} (fencing {lease['fencing']}, expires {lease['expires']})"
+        f"lease: {lease['holder']} (fencing {lease['fencing']}, expires {lease['expires']})"
         if lease
-        else "lease integration/main: free"
+        else "lease: free"
     )
     if s.get("verify_sandbox"):
         lines.append(f"verify sandbox: {sandbox_text(s['verify_sandbox'])}")
@@ -70,7 +70,7 @@ def status_text(s: dict[str, Any]) -> str:
     lines += ["  " + candidate_line(c).replace("\n", "\n  ") for c in s["candidates"]]
     if s["recent_outcomes"]:
         lines.append("recent outcomes:")
-        lines += ["  " + outcome_line(o) for o in s["recent_outcomes"]]
+        lines += ["  " + outcome_line(o, s.get("main_branch")) for o in s["recent_outcomes"]]
     return "\n".join(lines)
 
 
@@ -84,10 +84,11 @@ def sandbox_text(v: dict[str, Any]) -> str:
     return f"none ({v['detail']}); {verdict}"
 
 
-def outcome_line(o: dict[str, Any]) -> str:
+def outcome_line(o: dict[str, Any], main_branch: str | None = None) -> str:
     kind = o["type"]
     if kind == "integration_completed":
-        extra = " (already on main)" if o.get("already_on_main") else f" as {short(o['merge_sha'])}"
+        main = main_branch or o.get("main_branch") or "the main branch"
+        extra = f" (already on {main})" if o.get("already_on_main") else f" as {short(o['merge_sha'])}"
         return f"completed {o['slug']} {short(o['sha'])}{extra} in {o['duration_ms']} ms"
     if kind == "integration_blocked":
         paths = ", ".join(o.get("evidence", {}).get("conflicted_paths", [])[:5])

@@ -118,16 +118,22 @@ def render_candidate_superseded(p: _Fields) -> MessageSpec:
     )
 
 
+def _main_name(p: _Fields) -> str:
+    """The configured main branch the payload names (older payloads name none)."""
+    return p.opt_text("main_branch") or "the main branch"
+
+
 def render_integration_completed(p: _Fields) -> MessageSpec:
     slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
+    main = _main_name(p)
     if p.get("already_on_main", bool):
         return MessageSpec(
-            f"☑️ **{slug}** was already on main\n{code_name(branch)} @ {code(short(sha))}: nothing to merge"
+            f"☑️ **{slug}** was already on {main}\n{code_name(branch)} @ {code(short(sha))}: nothing to merge"
         )
     took = human_duration(p.number("duration_ms") / 1000)
     return MessageSpec(
         f"🎉 **{slug}** integrated in {took}\n"
-        f"main {code(short(p.text('main_before')))} → {code(short(p.text('main_after')))}\n"
+        f"{main} {code(short(p.text('main_before')))} → {code(short(p.text('main_after')))}\n"
         f"{code_name(branch)} @ {code(short(sha))}"
     )
 
@@ -199,7 +205,7 @@ def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
         lines.append(f"**Follow-up todo:** {code(follow_slug)}")
         if follow_path:
             lines.append(code_name(follow_path, 300))
-    target = f" onto main {code(short(evidence['main']))}" if evidence.get("main") else ""
+    target = f" onto {_main_name(p)} {code(short(evidence['main']))}" if evidence.get("main") else ""
     lines.append(f"{code_name(branch)} @ {code(short(sha))}{target}")
     builder = EmbedBuilder(
         f"Blocked: {slug} — {reason}", "\n".join(lines), color=COLOR_BLOCKED, footer_reserve=len(footer_note)

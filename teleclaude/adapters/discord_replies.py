@@ -60,10 +60,16 @@ def _reason(code_: object) -> str:
 
 
 # ------------------------------------------------------------------------------------------- status
+def _main(s: Mapping[str, Any]) -> str:
+    """The configured main branch as the status or payload names it (older payloads name none)."""
+    name = s.get("main_branch")
+    return code(str(name)) if name else "the main branch"
+
+
 def _mode_line(s: Mapping[str, Any]) -> str:
     if s.get("mode") == "cutover":
-        return "🟢 **cutover**: the integrator merges to main"
-    return "🔮 **shadow**: predicting only; people still push main"
+        return f"🟢 **cutover**: the integrator merges to {_main(s)}"
+    return f"🔮 **shadow**: predicting only; people still push {_main(s)}"
 
 
 def _lease_line(s: Mapping[str, Any]) -> str:
@@ -85,7 +91,7 @@ def _outcome_line(o: Mapping[str, Any], at: object = None) -> str:
     if kind == "integration_completed":
         when = at or o.get("completed_at")
         if o.get("already_on_main"):
-            text = f"☑️ **{slug}** {sha} was already on main"
+            text = f"☑️ **{slug}** {sha} was already on {_main(o)}"
         else:
             took = human_duration(float(o.get("duration_ms") or 0) / 1000)
             text = f"🎉 **{slug}** {sha} integrated in {took}"
@@ -272,8 +278,10 @@ def mode_set(record: Mapping[str, Any]) -> MessageSpec:
         extra = ""
         if parity:
             extra = f"\nParity {float(parity['agreement_rate']):.1%} over {plural(int(parity['decided']), 'candidate')}"
-        return MessageSpec(f"🟢 Mode is now **cutover**: only the integrator pushes main.{why}{extra}")
-    return MessageSpec(f"🔮 Mode is now **shadow**: people may push main again.{why}")
+        return MessageSpec(
+            f"🟢 Mode is now **cutover**: only the integrator pushes {_main(record)}.{why}{extra}"
+        )
+    return MessageSpec(f"🔮 Mode is now **shadow**: people may push {_main(record)} again.{why}")
 
 
 def refused(command: str, message: object) -> MessageSpec:

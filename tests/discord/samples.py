@@ -41,6 +41,7 @@ def completed(already_on_main: bool = False, nid: int = 42) -> dict[str, Any]:
         "duration_ms": 12_345,
         "already_on_main": already_on_main,
         "attempt": 1,
+        "main_branch": "main",
     }
     return notification("integration_completed", payload, nid)
 
@@ -74,6 +75,7 @@ def blocked(
         "follow_up_slug": f"{slug}-integration-blocked",
         "follow_up_path": f"todos/{slug}-integration-blocked",
         "blocked_at": AT,
+        "main_branch": "main",
     }
     return notification("integration_blocked", payload, nid)
 

@@ -355,10 +355,7 @@ async def test_status_json_has_the_documented_shape(config: Config, sandbox: San
     )
     text = cli(config, "status")
     assert text.returncode == 0
-    assert (
-        "lease integration/main: host-a:123" in text.stdout
-        and "no review_approved for waits yet" in text.stdout
-    )
+    assert "lease: host-a:123" in text.stdout and "no review_approved for waits yet" in text.stdout
     events = json.loads(cli(config, "events", "--json", "--limit", "2").stdout)
     assert [e["type"] for e in events] == ["finalize_ready", "finalize_ready"]
     assert cli(config, "events", "--limit", "0").returncode == 2

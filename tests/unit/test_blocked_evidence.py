@@ -82,7 +82,9 @@ async def test_content_conflict_gives_paths_hunks_and_the_three_shas(tmp_path: P
         {"src/app.py": base.replace(b"line 10\n", b"line 10 from main\n")},
         {"src/app.py": base.replace(b"line 10\n", b"line 10 from feat\n"), "README.md": b"feat readme\n"},
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
 
     assert ev["conflicted_paths"] == ["src/app.py"]
     assert ev["base"] == base_sha
@@ -116,7 +118,9 @@ async def test_separate_conflicts_in_one_file_are_separate_regions(tmp_path: Pat
     main = base.replace(b"line 5\n", b"main 5\n").replace(b"line 30\n", b"main 30\n")
     feat = base.replace(b"line 5\n", b"feat 5\n").replace(b"line 30\n", b"feat 30\n")
     repo, _, main_sha, feat_sha = conflicting(tmp_path, {"f.txt": base}, {"f.txt": main}, {"f.txt": feat})
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     headers = [ln for ln in ev["hunks"]["f.txt"].splitlines() if ln.startswith("@@")]
     # Numbered as in the file with markers: the first region's markers push the second down by 4.
     assert headers == ["@@ lines 2-12 @@", "@@ lines 31-41 @@"]
@@ -130,7 +134,9 @@ async def test_binary_conflict_is_described_not_dumped(tmp_path: Path) -> None:
         {"logo.png": b"\x89PNG\x00main\xff"},
         {"logo.png": b"\x89PNG\x00feat\xfe"},
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert ev["conflicted_paths"] == ["logo.png"]
     assert ev["kinds"]["logo.png"] == "binary"
     text = ev["hunks"]["logo.png"]
@@ -145,7 +151,9 @@ async def test_deleted_on_main_modified_by_candidate(tmp_path: Path) -> None:
         {"old.cfg": None},
         {"old.cfg": b"a = 2\n"},
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert ev["conflicted_paths"] == ["old.cfg"]
     assert ev["kinds"]["old.cfg"] == "deleted on main, modified by the candidate"
     assert "deleted on main" in ev["hunks"]["old.cfg"]
@@ -157,7 +165,9 @@ async def test_modified_on_main_deleted_by_candidate(tmp_path: Path) -> None:
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"old.cfg": b"a = 1\n"}, {"old.cfg": b"a = 3\n"}, {"old.cfg": None}
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert ev["kinds"]["old.cfg"] == "modified on main, deleted by the candidate"
     assert "deleted by the candidate" in ev["hunks"]["old.cfg"]
 
@@ -170,7 +180,9 @@ async def test_awkward_paths_are_keyed_exactly(tmp_path: Path) -> None:
         dict.fromkeys(names, b"main\n"),
         dict.fromkeys(names, b"feat\n"),
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert sorted(ev["conflicted_paths"]) == sorted(names)
     for name in names:
         assert ev["kinds"][name] == "content"
@@ -185,7 +197,9 @@ async def test_thirty_conflicted_paths_keep_the_list_and_cap_the_hunks(tmp_path:
         dict.fromkeys(names, b"x = 1\n"),
         dict.fromkeys(names, b"x = 2\n"),
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert ev["conflicted_paths"] == names
     assert list(ev["hunks"]) == names[: blocked.HUNK_MAX_PATHS]
     assert list(ev["hunks_full"]) == names[: blocked.HUNK_MAX_PATHS]
@@ -200,7 +214,9 @@ async def test_a_huge_conflict_is_trimmed_and_kept_in_full(tmp_path: Path) -> No
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"big.txt": base}, {"big.txt": main}, {"big.txt": feat}
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     trimmed, full = ev["hunks"]["big.txt"], ev["hunks_full"]["big.txt"]
     assert len(trimmed) <= blocked.HUNK_MAX_CHARS
     assert len(trimmed.split("\n")) <= blocked.HUNK_MAX_LINES
@@ -213,7 +229,9 @@ async def test_clean_merge_has_no_conflicts(tmp_path: Path) -> None:
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"a": b"1\n", "b": b"1\n"}, {"a": b"2\n"}, {"b": b"2\n"}
     )
-    ev = await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30)
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
     assert ev["conflicted_paths"] == [] and ev["hunks"] == {}
     assert SHA_RE.fullmatch(ev["tree"])
 
@@ -221,10 +239,14 @@ async def test_clean_merge_has_no_conflicts(tmp_path: Path) -> None:
 async def test_unknown_sha_is_a_git_error_and_a_bad_one_invalid_input(tmp_path: Path) -> None:
     repo, _, main_sha, _ = conflicting(tmp_path, {"a": b"1\n"}, {"a": b"2\n"}, {"a": b"3\n"})
     with pytest.raises(GitError) as err:
-        await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha="f" * 40, timeout=30)
+        await blocked.conflict_evidence(
+            repo.path, main_branch="main", main_sha=main_sha, candidate_sha="f" * 40, timeout=30
+        )
     assert err.value.command[:2] == ["git", "merge-tree"]
     with pytest.raises(InvalidInput, match="candidate_sha"):
-        await blocked.conflict_evidence(repo.path, main_sha=main_sha, candidate_sha="--output=x", timeout=30)
+        await blocked.conflict_evidence(
+            repo.path, main_branch="main", main_sha=main_sha, candidate_sha="--output=x", timeout=30
+        )
 
 
 async def test_an_exhausted_time_budget_still_gives_the_paths(tmp_path: Path) -> None:
@@ -232,7 +254,7 @@ async def test_an_exhausted_time_budget_still_gives_the_paths(tmp_path: Path) ->
     ticks = itertools.count(0.0, 100.0)  # every reading of the clock is 100 s after the last
     clock: Callable[[], float] = lambda: next(ticks)  # noqa: E731
     ev = await blocked.conflict_evidence(
-        repo.path, main_sha=main_sha, candidate_sha=feat_sha, timeout=30, clock=clock
+        repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30, clock=clock
     )
     assert ev["conflicted_paths"] == ["a"]
     assert "time budget" in ev["hunks"]["a"]
@@ -387,7 +409,9 @@ def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
         "exit_status": 1,
         "last_line": "fatal: the remote end hung up",
     }
-    text = blocked.next_action(code, slug="fix-login", branch="feat/login", evidence=evidence)
+    text = blocked.next_action(
+        code, slug="fix-login", branch="feat/login", evidence=evidence, remote="origin", main_branch="main"
+    )
     assert text.endswith(".") and "\n" not in text
     expected = {
         "merge_conflict": [
@@ -410,36 +434,54 @@ def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
 
 
 def test_next_action_uses_evidence_details() -> None:
-    moved = blocked.next_action("push_rejected", slug="s", branch="b", evidence={"retries": 3})
+    moved = blocked.next_action(
+        "push_rejected", slug="s", branch="b", evidence={"retries": 3}, remote="origin", main_branch="main"
+    )
     assert "kept moving" in moved and "integrator resume s" in moved
     tip = "a" * 40
-    moved_on = blocked.next_action("branch_moved", slug="s", branch="b", evidence={"branch_tip": tip})
+    moved_on = blocked.next_action(
+        "branch_moved",
+        slug="s",
+        branch="b",
+        evidence={"branch_tip": tip},
+        remote="origin",
+        main_branch="main",
+    )
     assert f"--sha {tip}" in moved_on
     sha = "b" * 40
     assert f"git push origin {sha}:refs/heads/b" in blocked.next_action(
-        "not_reachable", slug="s", branch="b", evidence={"sha": sha}
+        "not_reachable", slug="s", branch="b", evidence={"sha": sha}, remote="origin", main_branch="main"
     )
     many = blocked.next_action(
-        "merge_conflict", slug="s", branch="b", evidence={"conflicted_paths": [f"f{i}" for i in range(30)]}
+        "merge_conflict",
+        slug="s",
+        branch="b",
+        evidence={"conflicted_paths": [f"f{i}" for i in range(30)]},
+        remote="origin",
+        main_branch="main",
     )
     assert "(+25 more)" in many
 
 
 def test_next_action_quotes_shell_metacharacters_in_branch_names() -> None:
-    text = blocked.next_action("merge_conflict", slug="s", branch="feat/$(rm)x;y", evidence={})
+    text = blocked.next_action(
+        "merge_conflict", slug="s", branch="feat/$(rm)x;y", evidence={}, remote="origin", main_branch="main"
+    )
     assert "git switch 'feat/$(rm)x;y'" in text
 
 
 def test_unknown_reason_code_is_refused() -> None:
     with pytest.raises(InvalidInput, match="reason_code"):
-        blocked.next_action("exploded", slug="s", branch="b", evidence={})
+        blocked.next_action(
+            "exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main"
+        )
     with pytest.raises(InvalidInput, match="reason_code"):
-        blocked.plan_steps("exploded", slug="s", branch="b", evidence={})
+        blocked.plan_steps("exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
 
 
 @pytest.mark.parametrize("code", blocked.REASON_CODES)
 def test_every_plan_ends_by_confirming_the_integration(code: str) -> None:
-    steps = blocked.plan_steps(code, slug="s", branch="b", evidence={})
+    steps = blocked.plan_steps(code, slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
     assert len(steps) >= 3
     assert steps[-1].commands == ("integrator status | grep -F -- s",)
     assert all(cmd.strip() for step in steps for cmd in step.commands)

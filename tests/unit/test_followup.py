@@ -57,9 +57,13 @@ def block(
         sha=sha,
         reason_code=reason,
         evidence=ev,
-        next_action=next_action(reason, slug=slug, branch="feat/login", evidence=ev),
+        next_action=next_action(
+            reason, slug=slug, branch="feat/login", evidence=ev, remote="origin", main_branch="main"
+        ),
         main_sha=MAIN,
         blocked_at=at,
+        remote="origin",
+        main_branch="main",
     )
 
 
@@ -197,6 +201,8 @@ def test_unknown_main_sha_is_allowed(tmp_path: Path) -> None:
         next_action="Check the remote.",
         main_sha="",
         blocked_at="2025-03-01T00:00Z",
+        remote="origin",
+        main_branch="main",
     )
     assert load(note.path / "state.yaml")["main_sha"] is None
     assert "(no evidence recorded)" in (note.path / "requirements.md").read_text(encoding="utf-8")
@@ -346,6 +352,8 @@ def test_bad_branch_sha_and_reason_are_rejected_before_any_write(tmp_path: Path)
             next_action=".",
             main_sha=MAIN,
             blocked_at="t",
+            remote="origin",
+            main_branch="main",
         )
     with pytest.raises(InvalidInput, match="sha"):
         block(tmp_path, sha="HEAD")
@@ -360,6 +368,8 @@ def test_bad_branch_sha_and_reason_are_rejected_before_any_write(tmp_path: Path)
             next_action=".",
             main_sha=MAIN,
             blocked_at="t",
+            remote="origin",
+            main_branch="main",
         )
     assert list(tmp_path.iterdir()) == []
 
@@ -484,8 +494,15 @@ def test_the_rendered_example_in_the_docs_is_what_the_code_writes(tmp_path: Path
             main_sha=EXAMPLE_MAIN,
             blocked_at=at,
             next_action=next_action(
-                "merge_conflict", slug="fix-login", branch="feat/login", evidence=EXAMPLE_EVIDENCE
+                "merge_conflict",
+                slug="fix-login",
+                branch="feat/login",
+                evidence=EXAMPLE_EVIDENCE,
+                remote="origin",
+                main_branch="main",
             ),
+            remote="origin",
+            main_branch="main",
         )
     prefix = "todos/fix-login-integration-blocked/"
     for name in ("requirements.md", "implementation-plan.md", "state.yaml"):

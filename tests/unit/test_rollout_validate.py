@@ -224,6 +224,8 @@ def test_roadmap_after_the_real_followup_writer_still_passes(todos: Path) -> Non
         next_action="fix the test",
         main_sha="b" * 40,
         blocked_at="2026-01-01T00:00:00.000000+00:00",
+        remote="origin",
+        main_branch="main",
     )
     text = (todos / "roadmap.yaml").read_text()
     assert text.startswith(before) and "feature-x-integration-blocked" in text
