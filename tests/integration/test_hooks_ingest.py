@@ -183,3 +183,22 @@ def test_a_marker_left_by_a_crash_does_not_stop_ingestion_for_good(tmp_path: Pat
     assert s.push("origin", f"{sha}:refs/heads/after-crash").returncode == 0
 
     wait_for(lambda: _events_for(s, {"after-crash"}), what="the event despite the stale marker")
+
+
+def test_the_integrators_own_push_of_main_is_not_a_branch_pushed(tmp_path: Path) -> None:
+    """A credentialed push of main is the integrator landing; a wrong credential changes nothing here
+    (pre-receive refuses it in cutover), and in shadow a legacy push of main is still recorded."""
+    s = make_setup(tmp_path, mode="shadow")
+    landed = s.commit("the integrator's merge")
+    result = s.integrator_push("origin", f"{landed}:refs/heads/main", f"{landed}:refs/heads/feat/with-it")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: _events_for(s, {"feat/with-it"}), what="the feature branch's event")
+    legacy = s.commit("a legacy push")
+    forged = s.push("-o", "integrator-token=" + "0" * 64, "origin", f"{legacy}:refs/heads/main")
+    assert forged.returncode == 0, forged.stderr  # shadow: legacy pushes of main pass and are recorded
+    wait_for(lambda: _events_for(s, {"main"}), what="the legacy push of main")
+    wait_for(lambda: not s.spool_files(), what="the spool to be consumed")
+    assert [(e["branch"], e["sha"]) for e in s.branch_pushed()] == [
+        ("feat/with-it", landed),
+        ("main", legacy),
+    ]
