@@ -105,6 +105,29 @@ class IntegrateGroup(app_commands.Group):
         return [app_commands.Choice(name=slug, value=slug) for slug in found]
 
     @app_commands.command(
+        name="withdraw", description="Take a candidate off the queue for good (admins, or its own worker)"
+    )
+    @app_commands.describe(slug="The candidate's slug", reason="Why (recorded and shown to everyone)")
+    async def withdraw(
+        self, interaction: discord.Interaction[Any], slug: str, reason: app_commands.Range[str, 1, 500]
+    ) -> None:
+        who = actor(interaction.user)
+        roles = role_names(interaction.user) or ()
+        # The worker that emitted the candidate may withdraw it when the bot knows them: its
+        # finalize_ready names the same Discord identity the bot records for this member.
+        if self.admin_role not in roles and await self.integ.emitted_by(slug) != who:
+            raise NotAdmin(self.admin_role, "withdraw")
+        result = await self.integ.withdraw(slug, who, reason)
+        await self._reply(interaction, replies.withdrawn(result))
+
+    @withdraw.autocomplete("slug")
+    async def withdraw_slugs(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        found = await self.integ.slugs(current.strip().lower(), limit=AUTOCOMPLETE_MAX)
+        return [app_commands.Choice(name=slug, value=slug) for slug in found]
+
+    @app_commands.command(
         name="pause", description="Finish the candidate in flight, then hold the queue", extras=ADMIN
     )
     @app_commands.describe(reason="Why (shown to everyone in the notification)")

@@ -152,8 +152,19 @@ class Superseded(_Payload):
     superseded_at: Timestamp
 
 
+class Withdrawn(_Payload):
+    slug: Slug
+    branch: Branch
+    sha: Sha
+    by: Name
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    was: Literal["waiting", "ready", "queued", "blocked", "in_progress"]
+    withdrawn_at: Timestamp
+
+
 READINESS_TYPES = ("review_approved", "finalize_ready", "branch_pushed")
-OUTCOME_TYPES = ("integration_completed", "integration_blocked", "superseded")
+# Recorded by the integrator itself; never accepted from `emit`.
+OUTCOME_TYPES = ("integration_completed", "integration_blocked", "superseded", "candidate_withdrawn")
 
 PAYLOADS: dict[str, type[_Payload]] = {
     "review_approved": ReviewApproved,
@@ -162,6 +173,7 @@ PAYLOADS: dict[str, type[_Payload]] = {
     "integration_completed": IntegrationCompleted,
     "integration_blocked": IntegrationBlocked,
     "superseded": Superseded,
+    "candidate_withdrawn": Withdrawn,
 }
 
 # The fields that say *which* fact an event states; timestamps are deliberately absent so a
@@ -173,9 +185,10 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
     "integration_completed": ("slug", "branch", "sha", "attempt"),
     "integration_blocked": ("slug", "branch", "sha", "attempt"),
     "superseded": ("slug", "branch", "sha"),
+    "candidate_withdrawn": ("slug", "branch", "sha"),
 }
 TIME_FIELDS = frozenset(
-    {"approved_at", "ready_at", "pushed_at", "completed_at", "blocked_at", "superseded_at"}
+    {"approved_at", "ready_at", "pushed_at", "completed_at", "blocked_at", "superseded_at", "withdrawn_at"}
 )
 # Outcome events carry measurements that legitimately differ on a re-record; only readiness events
 # are compared field by field for an idempotency conflict.
@@ -188,6 +201,7 @@ EventType = Literal[
     "integration_completed",
     "integration_blocked",
     "superseded",
+    "candidate_withdrawn",
 ]
 
 

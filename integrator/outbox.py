@@ -19,6 +19,7 @@ KINDS = frozenset(
     {
         "candidate_ready",
         "candidate_superseded",
+        "candidate_withdrawn",
         "integration_completed",
         "integration_blocked",
         "shadow_predictions",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings, shadow, views
+from integrator import journal, outbox, queue, readiness, settings, shadow, views, withdraw
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused, StaleState
 from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
@@ -196,6 +196,22 @@ class Integrator:
 
         return await self.store.write(write, notify=True)
 
+    async def withdraw(self, slug: str, by: str, reason: str) -> dict[str, Any]:
+        """Take the slug's candidate off the queue for good (:mod:`integrator.withdraw`)."""
+        now = self._now()
+        return await self.store.write(
+            lambda c: withdraw.request(c, slug, by=by, reason=reason, now=now), notify=True
+        )
+
+    async def emitted_by(self, slug: str) -> str | None:
+        """The worker that announced the slug's live candidate (it may withdraw its own work)."""
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            cand = withdraw.live_candidate(conn, slug)
+            return withdraw.emitted_by(conn, cand) if cand else None
+
+        return await self.store.read(read)
+
     async def resume(self, slug: str, by: str) -> dict[str, Any]:
         """Re-queue a blocked candidate, but only if what blocked it changed (DESIGN §8).
 
@@ -269,7 +285,7 @@ class Integrator:
         if item.block_config != cfg.fingerprint():
             changed.append("the verify command or merge configuration changed")
         if view.main_sha and item.block_main and view.main_sha != item.block_main:
-            changed.append(f"main moved from {item.block_main[:10]} to {view.main_sha[:10]}")
+            changed.append(f"{cfg.main_branch} moved from {item.block_main[:10]} to {view.main_sha[:10]}")
         return changed
 
     async def set_mode(self, mode: str, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:

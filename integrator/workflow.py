@@ -34,6 +34,7 @@ from integrator import (
     readiness,
     safety,
     settings,
+    withdraw,
 )
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
@@ -46,7 +47,15 @@ from integrator.store import Store
 Guard = Callable[[], Awaitable[Lease]]
 # Takes of one candidate that may end in an infrastructure fault before it is blocked instead.
 MAX_FAULTED_ATTEMPTS = 5
-OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued"]
+OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued", "withdrawn"]
+
+
+class _Withdrawn(Exception):
+    """The candidate in flight was withdrawn; raised out of the fenced write that honoured it."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record["slug"])
+        self.record = record
 
 
 class Fault(IntegratorError):
@@ -66,6 +75,11 @@ def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
     if cfg.merge_strategy == "merge":
         title = f"Merge {item.branch} for {item.slug}"
     return f"{title}\n\nIntegrated-By: {holder}\nCandidate-Slug: {item.slug}\nCandidate-Sha: {item.sha}\n"
+
+
+# Checkpoint writes that may still stop the candidate: ``tested`` is the last write before the push
+# (once it exists, ``withdraw.request`` refuses instead).
+_STOPPABLE = frozenset({"verified_ready", "merged", "tested"})
 
 
 class Workflow:
@@ -95,10 +109,16 @@ class Workflow:
         lease = await self.guard()
         now = self._now()
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            # Up to the write before the push, a withdrawal asked for meanwhile stops the candidate here.
+            if phase in _STOPPABLE and (done := withdraw.honour(conn, item, now=now, fencing=lease.fencing)):
+                return done
             checkpoint.save(conn, item.id, phase, fencing=lease.fencing, data=data, now=now)
+            return None
 
-        await self.store.write(write)
+        withdrawn = await self.store.write(write, notify=True)
+        if withdrawn is not None:
+            raise _Withdrawn(withdrawn)
         await self.probe(phase)
         return lease
 
@@ -211,6 +231,8 @@ class Workflow:
                     )
                     return await self.block(item, "push_rejected", evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
+            except _Withdrawn as stopped:
+                return Outcome("withdrawn", stopped.record)
             except (Fault, safety.SafetyGateFailed) as err:
                 return await self.requeue_for_fault(item, err, stage=stage)
             except GitError as err:
@@ -484,9 +506,20 @@ class Workflow:
                 )
                 continue
             phase = cp.phase if cp else "unknown"
+            withdrawn = await self._honour_withdrawal(item)
+            if withdrawn is not None:
+                outcomes.append(Outcome("withdrawn", withdrawn))
+                continue
             await self._requeue(item, f"recovered after a crash in phase {phase}")
             outcomes.append(Outcome("requeued", {"slug": item.slug, "phase": phase}))
         return outcomes
+
+    async def _honour_withdrawal(self, item: queue.Item) -> dict[str, Any] | None:
+        lease = await self.guard()
+        now = self._now()
+        return await self.store.write(
+            lambda c: withdraw.honour(c, item, now=now, fencing=lease.fencing), notify=True
+        )
 
     async def _requeue(self, item: queue.Item, reason: str) -> None:
         lease = await self.guard()

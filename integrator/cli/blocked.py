@@ -1,4 +1,4 @@
-"""CLI commands for the blocked flow: blocked, resume."""
+"""CLI commands that steer one candidate: blocked, resume, withdraw."""
 
 from __future__ import annotations
 
@@ -43,3 +43,20 @@ def register(cli: click.Group) -> None:
         click.echo(
             f"resumed {result['slug']} {short(result['sha'])}: {result['why']}; queue position {result['position']}"
         )
+
+    @cli.command()
+    @click.argument("slug")
+    @click.option("--reason", required=True, help="Why (recorded, and shown in the notification).")
+    @click.pass_context
+    @handle_errors
+    def withdraw(ctx: click.Context, slug: str, reason: str) -> None:
+        """Take the slug's candidate off the queue for good; one in flight stops before its push."""
+        result = run_async(call(get_config(ctx), "withdraw", slug, actor(), reason))
+        if result["state"] == "stopping":
+            click.echo(
+                f"withdrawing {result['slug']} {short(result['sha'])}: it is in flight and stops before its push"
+            )
+        else:
+            click.echo(
+                f"withdrew {result['slug']} {short(result['sha'])} (was {result['was']}): {result['reason']}"
+            )

@@ -24,6 +24,7 @@ class LazyGroup(click.Group):
     LAZY: ClassVar[dict[str, str]] = {
         "blocked": "blocked",
         "resume": "blocked",
+        "withdraw": "blocked",
         "shadow-report": "mode",
         "cutover": "mode",
         "rollback": "mode",

@@ -118,6 +118,8 @@ def notification_line(n: dict[str, Any]) -> str:
     kind, p = n["kind"], n["payload"]
     if kind == "candidate_ready":
         return f"[ready] {p['slug']} {short(p['sha'])} on {p['branch']} queued at position {p['position']}"
+    if kind == "candidate_withdrawn":
+        return f"[withdrawn] {p['slug']} {short(p['sha'])} by {p['by']}: {p['reason']}"
     if kind == "candidate_superseded":
         return f"[superseded] {p['slug']} {short(p['sha'])} by {short(p['superseded_by'])}"
     if kind == "integration_completed":

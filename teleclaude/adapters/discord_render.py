@@ -123,6 +123,14 @@ def _main_name(p: _Fields) -> str:
     return p.opt_text("main_branch") or "the main branch"
 
 
+def render_candidate_withdrawn(p: _Fields) -> MessageSpec:
+    return MessageSpec(
+        f"🚫 **{p.text('slug')}** withdrawn by {clip(escape(p.text('by')), 100)}\n"
+        f"{code(p.text('branch'))} @ {code(short(p.text('sha')))} (was {escape(p.text('was'))})\n"
+        f"Reason: {clip(escape(p.text('reason')), 500)}"
+    )
+
+
 def render_integration_completed(p: _Fields) -> MessageSpec:
     slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
     main = _main_name(p)
@@ -444,6 +452,7 @@ def render_unknown(kind: str, payload: Any) -> MessageSpec:
 _SIMPLE: dict[str, Callable[[_Fields], MessageSpec]] = {
     "candidate_ready": render_candidate_ready,
     "candidate_superseded": render_candidate_superseded,
+    "candidate_withdrawn": render_candidate_withdrawn,
     "integration_completed": render_integration_completed,
     "mode_changed": render_mode_changed,
     "stall_alarm": render_stall_alarm,

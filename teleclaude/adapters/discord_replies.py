@@ -63,7 +63,7 @@ def _reason(code_: object) -> str:
 def _main(s: Mapping[str, Any]) -> str:
     """The configured main branch as the status or payload names it (older payloads name none)."""
     name = s.get("main_branch")
-    return code(str(name)) if name else "the main branch"
+    return escape(str(name)) if name else "the main branch"
 
 
 def _mode_line(s: Mapping[str, Any]) -> str:
@@ -282,6 +282,17 @@ def mode_set(record: Mapping[str, Any]) -> MessageSpec:
             f"🟢 Mode is now **cutover**: only the integrator pushes {_main(record)}.{why}{extra}"
         )
     return MessageSpec(f"🔮 Mode is now **shadow**: people may push {_main(record)} again.{why}")
+
+
+def withdrawn(result: Mapping[str, Any]) -> MessageSpec:
+    """``Integrator.withdraw``: withdrawn now, or stopping before the push of the one in flight."""
+    slug, sha = result["slug"], code(short(result["sha"]))
+    if result.get("state") == "stopping":
+        return MessageSpec(f"🚫 **{slug}** {sha} is in flight: it stops before its push and is withdrawn")
+    return MessageSpec(
+        f"🚫 **{slug}** {sha} withdrawn (was {escape(str(result.get('was')))})\n"
+        f"Reason: {core_text(result.get('reason', ''), 500)}"
+    )
 
 
 def refused(command: str, message: object) -> MessageSpec:

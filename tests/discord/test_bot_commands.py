@@ -27,7 +27,7 @@ from botkit import (
     reply_text,
     use_recorder,
 )
-from conftest import BotEnv
+from conftest import BotEnv, push_feature, readiness_events
 from harness import (
     ADMIN_ROLE_ID,
     APP_ID,
@@ -125,6 +125,7 @@ async def test_commands_are_synced_to_the_guild_as_one_guild_only_group(bot_env:
             "cutover",
             "rollback",
             "launcher",
+            "withdraw",
         ]
     )
     assert all(len(o["description"]) <= 100 for o in subs.values())
@@ -290,6 +291,31 @@ async def test_resume_by_slash_command_requeues_once_main_moved(bot_env: BotEnv)
     ), text
     [item] = await bot_env.integ.queued()
     assert (item["slug"], item["sha"], item["status"]) == ("feat-b", b.sha, "queued")
+
+
+async def test_withdraw_by_an_admin_and_by_the_worker_who_emitted_it(bot_env: BotEnv) -> None:
+    a = await scenarios.ready(bot_env, "feat-a")
+    reply = await only_reply(bot_env, "withdraw", {"slug": "feat-a", "reason": "wrong approach"})
+    assert reply == answer(f"🚫 **feat-a** `{a.sha[:10]}` withdrawn (was queued)\nReason: wrong approach")
+    assert await bot_env.integ.queued() == []
+
+    # bob announced feat-b himself (the bot's identity for him is its worker name): he may withdraw it.
+    bob = f"discord:bob#{USER_ID + 1}"
+    b = push_feature(bot_env.sandbox, "feat-b", {"b.txt": "b\n"})
+    await bot_env.integ.emit(readiness_events("feat-b", b.branch, b.sha, worker=bob), wait=True)
+    c = await scenarios.ready(bot_env, "feat-c")  # announced by another worker
+    refused = await only_reply(bot_env, "withdraw", {"slug": "feat-c", "reason": "not mine"}, member=MEMBER)
+    assert (
+        "only members with the **integrator-admin** role can use `/integrate withdraw`"
+        in refused["data"]["content"]
+    )
+    mine = await only_reply(
+        bot_env, "withdraw", {"slug": "feat-b", "reason": "mine, dropping it"}, member=MEMBER
+    )
+    assert mine == answer(f"🚫 **feat-b** `{b.sha[:10]}` withdrawn (was queued)\nReason: mine, dropping it")
+    assert [i["slug"] for i in await bot_env.integ.queued()] == ["feat-c"] and c.sha
+    events = await bot_env.integ.history(10)
+    assert events is not None
 
 
 def _hooks_verified(env: BotEnv) -> None:
