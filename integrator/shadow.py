@@ -2,28 +2,36 @@
 
 In shadow the integrator decides but never pushes: each queued candidate gets a prediction from
 ``git merge-tree --write-tree`` against the current main, stored apart from live outcomes. When the
-legacy path lands the candidate's sha on main, the projection records it as integrated and the
-prediction gets its *actual*: ``clean`` (landed without a conflict resolution) or
-``resolved_conflict`` (the merge that brought it in needed a manual resolution).
+legacy path lands the candidate (its sha, or its change by squash, rebase or cherry-pick), the
+projection records it as integrated and the prediction gets its *actual* (:mod:`integrator.landed`).
+Undecided predictions are redone when main moves; a candidate whose branch was deleted without
+landing is withdrawn.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from integrator import git, outbox, queue, readiness, settings
+from integrator import git, landed, outbox, queue, readiness, settings, withdraw
 from integrator.config import Config
 from integrator.errors import GitError
 from integrator.events import iso
 from integrator.store import Store, rows
 
-AGREEMENT = {("would_integrate", "clean"), ("would_block", "resolved_conflict")}
+# landed_with_changes (a merge edited by hand) agrees with no prediction: the tree the integrator
+# would have pushed is not the one people landed.
+AGREEMENT = {
+    ("would_integrate", "clean"),
+    ("would_block", "resolved_conflict"),
+    ("would_integrate", "landed_elsewhere"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,23 +55,26 @@ class Prediction:
 
 
 async def predict(repo: Path, item: queue.Item, main_sha: str, *, timeout: float) -> Prediction:
-    merge = await git.merge_tree(repo, main_sha, item.sha, timeout=timeout)
+    return _prediction(item, main_sha, await git.merge_tree(repo, main_sha, item.sha, timeout=timeout))
+
+
+def _prediction(item: queue.Item, main_sha: str, merge: git.MergeResult) -> Prediction:
     if merge.clean:
         return Prediction(item.slug, item.sha, "would_integrate", merge.tree, (), main_sha)
     return Prediction(item.slug, item.sha, "would_block", None, merge.conflicted_paths, main_sha)
 
 
-async def landed_actual(repo: Path, sha: str, main_sha: str, *, timeout: float) -> tuple[str, str]:
-    """How ``sha`` reached main: (``clean`` | ``resolved_conflict``, the commit that brought it in)."""
-    path = await git.first_parent_path(repo, sha, main_sha, timeout=timeout)
-    if not path:
-        return "clean", sha  # sha is main itself
-    first = path[0]
-    parents = await git.parents(repo, first, timeout=timeout)
-    if (parents and parents[0] == sha) or len(parents) < 2:
-        return "clean", first  # fast-forward or a plain commit on top
-    merge = await git.merge_tree(repo, parents[0], parents[1], timeout=timeout)
-    return ("clean" if merge.clean else "resolved_conflict"), first
+@dataclass
+class _Cycle:
+    """What one shadow cycle found; written in one transaction."""
+
+    predicted: list[tuple[queue.Item, Prediction]] = field(default_factory=list)
+    repredicted: list[tuple[queue.Item, Prediction]] = field(default_factory=list)
+    landed: list[tuple[queue.Item, landed.Landing]] = field(default_factory=list)
+    deleted: list[queue.Item] = field(default_factory=list)
+
+    def changes(self) -> int:
+        return len(self.predicted) + len(self.repredicted) + len(self.landed) + len(self.deleted)
 
 
 class ShadowDrain:
@@ -77,11 +88,13 @@ class ShadowDrain:
         # main moves a cycle only needs to look at candidates it has not seen yet.
         self._main: str | None = None
         self._off_main: set[str] = set()
+        # Candidates whose prediction and "landed elsewhere" check are current for ``_main``.
+        self._current: set[int] = set()
 
     async def _on_main(self, items: list[queue.Item], main: str) -> set[str]:
         """The shas among ``items`` that ``main`` reaches: one git walk per cycle, none if nothing is new."""
         if main != self._main:
-            self._main, self._off_main = main, set()
+            self._main, self._off_main, self._current = main, set(), set()
         todo = [item.sha for item in items if item.sha not in self._off_main]
         if not todo:
             return set()
@@ -94,80 +107,123 @@ class ShadowDrain:
         self._off_main |= off
         return set(todo) - off
 
+    async def _judge(
+        self, item: queue.Item, main: str, view: readiness.GitView, known: dict[int, str], found: _Cycle
+    ) -> None:
+        """Predict (again, if main moved), or find the change landed by squash/rebase, or its branch gone."""
+        repo, t = self.cfg.repo, self.cfg.git_timeout_s
+        gone = item.branch not in view.tips
+        try:
+            merge = await git.merge_tree(repo, main, item.sha, timeout=t)
+            where = None
+            if merge.clean and merge.tree == await git.tree_of(repo, main, timeout=t):
+                where = landed.Landing("landed_elsewhere", None, how="no-op merge")
+            elif gone or not merge.clean:
+                # A squash or rebase landing usually deletes the branch, or conflicts with what landed.
+                where = await landed.by_patch_id(repo, item.sha, main, timeout=t)
+        except GitError:
+            if not gone:
+                raise
+            merge, where = None, None  # the objects went with the branch: nothing to judge
+        if where is not None:
+            found.landed.append((item, where))
+        elif gone:
+            found.deleted.append(item)
+        elif merge is not None and item.candidate_id not in known:
+            found.predicted.append((item, _prediction(item, main, merge)))
+        elif merge is not None and known[item.candidate_id] != main:
+            found.repredicted.append((item, _prediction(item, main, merge)))
+        self._current.add(item.candidate_id)
+
     async def cycle(self, view: readiness.GitView, fencing: int) -> int:
-        """Returns how many candidates changed state (predicted or settled)."""
+        """Returns how many candidates changed state (predicted, re-predicted, settled or withdrawn)."""
         cfg, t = self.cfg, self.cfg.git_timeout_s
         main = view.main_sha
         if main is None:
             return 0
         items = await self.store.read(lambda c: queue.by_status(c, "queued"))
-        known = await self.store.read(_predicted_ids)
+        known = await self.store.read(_undecided_mains)
         on_main = await self._on_main(items, main)
-        new: list[tuple[queue.Item, Prediction]] = []
-        landed: list[tuple[queue.Item, str, str]] = []
+        found = _Cycle()
         for item in items:
             if item.sha in on_main:
-                actual, commit = await landed_actual(cfg.repo, item.sha, main, timeout=t)
-                landed.append((item, actual, commit))
-            elif item.candidate_id not in known:
-                new.append((item, await predict(cfg.repo, item, main, timeout=t)))
-        if not new and not landed:
+                found.landed.append((item, await landed.by_merge(cfg.repo, item.sha, main, timeout=t)))
+            elif item.candidate_id not in self._current or item.candidate_id not in known:
+                await self._judge(item, main, view, known, found)
+        if not found.changes():
             return 0
         now = iso(self.clock())
-
-        def write(conn: sqlite3.Connection) -> None:
-            for item, p in new:
-                conn.execute(
-                    "INSERT OR IGNORE INTO predictions (candidate_id, prediction, tree, conflicted_paths, main_sha,"
-                    " predicted_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        item.candidate_id,
-                        p.prediction,
-                        p.tree,
-                        json.dumps(list(p.conflicted_paths)),
-                        p.main_sha,
-                        now,
-                    ),
-                )
-            if new:
-                outbox.add(conn, "shadow_predictions", {"items": [p.as_dict() for _, p in new]}, now=now)
-            for item, actual, commit in landed:
-                queue.transition(
-                    conn,
-                    item.id,
-                    "queued",
-                    "in_progress",
-                    reason="shadow: observed on main",
-                    now=now,
-                    fencing=fencing,
-                )
-                queue.transition(
-                    conn,
-                    item.id,
-                    "in_progress",
-                    "integrated",
-                    reason=f"landed on main by the legacy path ({commit[:10]})",
-                    now=now,
-                    fencing=fencing,
-                )
-                readiness.set_status(
-                    conn,
-                    item.candidate_id,
-                    "integrated",
-                    readiness.Reason("on_main", f"landed on main by the legacy path ({commit[:10]})"),
-                    now=now,
-                )
-                conn.execute(
-                    "UPDATE predictions SET actual = ?, actual_detail = ?, decided_at = ? WHERE candidate_id = ?",
-                    (actual, commit, now, item.candidate_id),
-                )
-
-        await self.store.write(write, notify=bool(new))
-        return len(new) + len(landed)
+        names = (cfg.remote, cfg.main_branch)
+        await self.store.write(lambda c: _record(c, found, names, now, fencing), notify=True)
+        return found.changes()
 
 
-def _predicted_ids(conn: sqlite3.Connection) -> set[int]:
-    return {int(r["candidate_id"]) for r in rows(conn, "SELECT candidate_id FROM predictions")}
+def _record(conn: sqlite3.Connection, found: _Cycle, names: tuple[str, str], now: str, fencing: int) -> None:
+    remote, main_branch = names
+    for item, p in found.predicted:
+        conn.execute(
+            "INSERT OR IGNORE INTO predictions (candidate_id, prediction, tree, conflicted_paths, main_sha,"
+            " predicted_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (item.candidate_id, p.prediction, p.tree, json.dumps(list(p.conflicted_paths)), p.main_sha, now),
+        )
+    # Main moved: the prediction is redone on the new main, so a landing is judged against the main
+    # it happened on (predicted_at keeps the first prediction's time, for the stall limit).
+    for item, p in found.repredicted:
+        conn.execute(
+            "UPDATE predictions SET prediction = ?, tree = ?, conflicted_paths = ?, main_sha = ?"
+            " WHERE candidate_id = ? AND actual IS NULL",
+            (p.prediction, p.tree, json.dumps(list(p.conflicted_paths)), p.main_sha, item.candidate_id),
+        )
+    if found.predicted:
+        outbox.add(conn, "shadow_predictions", {"items": [p.as_dict() for _, p in found.predicted]}, now=now)
+    for item, landing in found.landed:
+        _settle(conn, item, landing, main_branch, now, fencing)
+    for item in found.deleted:
+        cand = readiness.get(conn, item.candidate_id)
+        current = queue.get(conn, item.id)
+        assert cand is not None and current is not None
+        reason = f"branch {item.branch} was deleted on {remote} without landing on {main_branch}"
+        withdraw.finish(
+            conn, cand, current, by="integrator (shadow)", reason=reason, now=now, fencing=fencing
+        )
+
+
+def _settle(
+    conn: sqlite3.Connection,
+    item: queue.Item,
+    landing: landed.Landing,
+    main_branch: str,
+    now: str,
+    fencing: int,
+) -> None:
+    commit = landing.commit or ""
+    how = f" by {landing.how}" if landing.how else ""
+    said = f"landed on {main_branch} by the legacy path{how}" + (f" ({commit[:10]})" if commit else "")
+    queue.transition(
+        conn,
+        item.id,
+        "queued",
+        "in_progress",
+        reason=f"shadow: observed on {main_branch}",
+        now=now,
+        fencing=fencing,
+    )
+    queue.transition(conn, item.id, "in_progress", "integrated", reason=said, now=now, fencing=fencing)
+    readiness.set_status(conn, item.candidate_id, "integrated", readiness.Reason("on_main", said), now=now)
+    detail = commit or landing.how
+    conn.execute(
+        "UPDATE predictions SET actual = ?, actual_detail = ?, actual_paths = ?, decided_at = ?"
+        " WHERE candidate_id = ?",
+        (landing.actual, detail, json.dumps(list(landing.paths)), now, item.candidate_id),
+    )
+
+
+def _undecided_mains(conn: sqlite3.Connection) -> dict[int, str]:
+    """Candidate id → the main its (undecided) prediction was made on."""
+    return {
+        int(r["candidate_id"]): str(r["main_sha"])
+        for r in rows(conn, "SELECT candidate_id, main_sha FROM predictions WHERE actual IS NULL")
+    }
 
 
 def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str, Any]:
@@ -186,6 +242,7 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
             "prediction": r["prediction"],
             "actual": r["actual"],
             "conflicted_paths": json.loads(r["conflicted_paths"]),
+            "changed_paths": json.loads(r["actual_paths"]),
             "landed_by": r["actual_detail"],
         }
         for r in decided
@@ -224,6 +281,7 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
         "agreements": len(agreements),
         "agreement_rate": round(agreement, 4),
         "disagreements": disagreements,
+        "by_actual": dict(Counter(str(r["actual"]) for r in decided)),
         "undecided": len(found) - len(decided),
         "stuck": stuck,
         "errors": errors,

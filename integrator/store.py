@@ -169,6 +169,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX candidates_by_slug ON candidates(slug, status);
     CREATE INDEX candidates_by_branch ON candidates(branch, status);
     """,
+    # 3: shadow parity compares trees: where a landed merge's tree differs from git's merge of its
+    # parents (``landed_with_changes``), as a JSON list of paths.
+    """
+    ALTER TABLE predictions ADD COLUMN actual_paths TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -24,6 +24,7 @@ def report_text(r: dict[str, Any]) -> str:
         for d in r["disagreements"]:
             lines.append(
                 f"  {d['slug']} {d['sha'][:10]}: predicted {d['prediction']}, actually {d['actual']}"
+                + (f" (differs in {', '.join(d['changed_paths'][:10])})" if d.get("changed_paths") else "")
             )
     if r["stuck"]:
         lines.append("stuck longer than the stall limit:")

@@ -265,6 +265,11 @@ def shadow_report(r: Mapping[str, Any]) -> MessageSpec:
     rows = [
         f"• **{d['slug']}** {code(short(d['sha']))}: predicted {escape(d['prediction'])}, "
         f"actually {escape(d['actual'])}"
+        + (
+            f" (differs in {', '.join(code(clip(str(p), 100)) for p in d['changed_paths'][:5])})"
+            if d.get("changed_paths")
+            else ""
+        )
         for d in disagreements
     ]
     return MessageSpec(_bounded("\n".join([*lines, f"**Disagreements ({len(rows)})**:"]), rows))

@@ -217,6 +217,7 @@ async def test_parity_report_on_a_scripted_history(tmp_path: Path, sandbox: Sand
             "prediction": "would_block",
             "actual": "clean",
             "conflicted_paths": ["shared2.txt"],
+            "changed_paths": [],
             "landed_by": landed_false_block,
         },
         {
@@ -225,6 +226,7 @@ async def test_parity_report_on_a_scripted_history(tmp_path: Path, sandbox: Sand
             "prediction": "would_integrate",
             "actual": "resolved_conflict",
             "conflicted_paths": [],
+            "changed_paths": [],
             "landed_by": landed_false_clean,
         },
     ]
