@@ -1123,7 +1123,10 @@ def _receive_pack_note(v: _Verify, expect: Expect) -> str:
     if expect == "local-only bypass":
         return "the pusher runs receive-pack on a local transport; nothing in the repository can stop it"
     if v.transport.server:
-        return "a server transport runs its own receive-pack; the client cannot choose one"
+        return (
+            "a server transport runs its own receive-pack; the client cannot choose one (the server "
+            "refuses the request, or runs its own with the hooks)"
+        )
     return ""
 
 
@@ -1229,8 +1232,10 @@ def _judge(probe: _Probe, actual: str) -> bool:
     if actual == "refused by git":
         # Nothing moved and the hook was not what stopped it: fine wherever the hook would allow it.
         return probe.expect == "allowed"
-    if probe.expect == "rejected":
-        return actual == "rejected" or (probe.any_refusal_holds and actual == "refused")
+    if probe.any_refusal_holds and actual == "refused":
+        # Nothing moved and the server refused the request itself (a server transport refuses a
+        # client-chosen receive-pack): that holds in either mode.
+        return True
     return actual == probe.expect
 
 
