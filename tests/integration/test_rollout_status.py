@@ -28,6 +28,7 @@ from integrator.events import iso, utcnow
 from integrator.rollout import load_rollout
 from integrator.rollout.probes import blocked_evidence, events_evidence, mode_evidence, parity_evidence
 from integrator.sandbox import Sandbox
+from integrator.store import SCHEMA_VERSION
 
 PROJECT = Path(__file__).resolve().parents[2]
 # The slices this repository's roadmap declares.
@@ -263,7 +264,10 @@ def test_unusable_databases_are_named_and_left_untouched(tmp_path: Path) -> None
     with sqlite3.connect(newer) as conn:
         conn.execute("PRAGMA user_version = 99")
     cfg = build_config({"repo": str(tmp_path), "db": str(newer)}, None)
-    assert parity_evidence(cfg) == f"database {newer}: schema version 99 is newer than this integrator's 2"
+    assert (
+        parity_evidence(cfg)
+        == f"database {newer}: schema version 99 is newer than this integrator's {SCHEMA_VERSION}"
+    )
 
     empty = tmp_path / "empty.db"
     empty.touch()
