@@ -22,12 +22,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from bot.notify import CONSOLE_CONSUMER, DISCORD_CONSUMER, ConsoleSink
-from bot.supervise import Backoff, sleep_or_stop, supervise
+from bot.supervise import Backoff, supervise
 from integrator import outbox
 from integrator.config import Config
 from integrator.delivery import deliver_forever
 from integrator.runner import Runner
 from integrator.service import Integrator
+from integrator.wake import sleep_or_stop
 
 if TYPE_CHECKING:
     from bot.app import IntegratorBot

@@ -7,11 +7,12 @@ none of them may take the others down, and none may stay dead after a transient 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from integrator.wake import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,6 @@ class Backoff:
 
     def next(self, delay: float) -> float:
         return min(self.max_s, max(self.initial_s, delay * 2))
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` or until ``stop``; True when stopped."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
 
 
 async def supervise(

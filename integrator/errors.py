@@ -36,6 +36,16 @@ class StoreError(InvalidInput):
     code = "store_unusable"
 
 
+class StoreBusy(IntegratorError):
+    """Another process held the database's write lock longer than we wait: nothing changed, try again.
+
+    Its own exit status (75, EX_TEMPFAIL) so a script can tell "retry later" from bad input.
+    """
+
+    code = "store_busy"
+    exit_status = 75
+
+
 class DuplicateConflict(InvalidInput):
     """An event with the same idempotency key but different content already exists."""
 

@@ -2,17 +2,27 @@
 
 Times are epoch seconds from the caller's clock; every process compares them against its own
 wall clock, so hosts sharing a database must keep their clocks in sync (NTP), as with any TTL lease.
+
+The lease alone cannot stop a paused holder, so its fencing number is checked where the writes
+land: :func:`fenced` makes a store step commit only while the row still names this holder and
+number, and the remote's pre-receive hook refuses a push of main carrying a lower number than it
+has seen (``integrator.fence``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from integrator import procs
+from integrator.errors import LeaseLost
 from integrator.store import one
 
 MAIN_LEASE = "integration/main"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,19 +42,43 @@ class LeaseInfo:
     renewed_at: float | None
 
 
-def acquire(conn: sqlite3.Connection, key: str, holder: str, *, now: float, ttl: float) -> Lease | None:
-    """Take the lease if it is free or expired; each acquisition increments the fencing counter."""
+def _gone_local_holder(conn: sqlite3.Connection, key: str) -> str | None:
+    """The token of a holder on this host whose process is gone (crashed), so it can be taken at once."""
+    row = one(conn, "SELECT holder, token, holder_started FROM leases WHERE key = ?", (key,))
+    if row is None or row["token"] is None or row["holder"] is None or row["holder_started"] is None:
+        return None
+    pid = procs.local_pid(row["holder"])
+    if pid is None or procs.alive(pid, row["holder_started"]):
+        return None
+    return str(row["token"])
+
+
+def acquire(
+    conn: sqlite3.Connection,
+    key: str,
+    holder: str,
+    *,
+    now: float,
+    ttl: float,
+    started: str | None = None,
+) -> Lease | None:
+    """Take the lease if it is free, expired, or held by a same-host process that is gone.
+
+    Each acquisition increments the fencing counter. ``started`` is the caller's process start
+    stamp (``procs.own_stamp``); with it, the next process on this host can tell this one died.
+    """
     token = uuid.uuid4().hex
     row = one(
         conn,
-        "INSERT INTO leases (key, holder, token, fencing, acquired_at, renewed_at, expires_at)"
-        " VALUES (?, ?, ?, 1, ?, ?, ?)"
+        "INSERT INTO leases (key, holder, token, fencing, acquired_at, renewed_at, expires_at, holder_started)"
+        " VALUES (?, ?, ?, 1, ?, ?, ?, ?)"
         " ON CONFLICT(key) DO UPDATE SET holder = excluded.holder, token = excluded.token,"
         " fencing = leases.fencing + 1, acquired_at = excluded.acquired_at,"
-        " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at"
-        " WHERE leases.token IS NULL OR leases.expires_at <= excluded.acquired_at"
+        " renewed_at = excluded.renewed_at, expires_at = excluded.expires_at,"
+        " holder_started = excluded.holder_started"
+        " WHERE leases.token IS NULL OR leases.expires_at <= excluded.acquired_at OR leases.token = ?"
         " RETURNING fencing",
-        (key, holder, token, now, now, now + ttl),
+        (key, holder, token, now, now, now + ttl, started, _gone_local_holder(conn, key)),
     )
     if row is None:
         return None
@@ -71,6 +105,31 @@ def is_held(conn: sqlite3.Connection, lease: Lease, *, now: float) -> bool:
         (lease.key, lease.token, lease.fencing, now),
     )
     return row is not None
+
+
+def check_fence(conn: sqlite3.Connection, lease: Lease) -> None:
+    """Raise LeaseLost unless the row still carries this holder's token and fencing number."""
+    row = one(
+        conn,
+        "SELECT fencing FROM leases WHERE key = ? AND token = ? AND fencing = ?",
+        (lease.key, lease.token, lease.fencing),
+    )
+    if row is None:
+        raise LeaseLost(f"lease {lease.key} is no longer ours (fencing {lease.fencing}); nothing written")
+
+
+def fenced(lease: Lease, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """``fn`` as a store step that first checks the fence, inside the same transaction.
+
+    A holder paused between its lease check and its write (past the TTL, while another took over)
+    then changes nothing: the check and the write commit together or not at all.
+    """
+
+    def step(conn: sqlite3.Connection) -> T:
+        check_fence(conn, lease)
+        return fn(conn)
+
+    return step
 
 
 def release(conn: sqlite3.Connection, lease: Lease) -> bool:

@@ -1,7 +1,8 @@
 """The drain loop (DESIGN §6, §7): take the lease, recover, drain, wait for work, stop cleanly.
 
-A second runner on the same database stands by, polling only the lease row (a few times per TTL),
-and takes over within the TTL after the holder dies. The holder sleeps on the wake socket, not on
+A second runner on the same database stands by, reading only the lease row, and wakes when the
+holder's lease expires: it takes over within the TTL plus one write after the holder dies, and at
+once when the holder was a process on this host that is gone. The holder sleeps on the wake socket, not on
 a database poll; an idle re-check every ``idle_check_s`` catches work no one announced (a legacy
 push to main in shadow, a branch that finally moved).
 """
@@ -18,22 +19,30 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, git, pipeline, readiness, settings
+from integrator import authority, cutover, git, pipeline, procs, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
-from integrator.errors import GitError, IntegratorError, LeaseLost
+from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
 from integrator.events import iso, utcnow
 from integrator.phases import PhaseProbe
 from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
-from integrator.store import Store
+from integrator.store import Store, one
 from integrator.verify import refusal as verify_refusal
-from integrator.wake import WakeListener
+from integrator.wake import WakeListener, sleep_or_stop
 from integrator.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+# A standby wakes this long after the holder's expiry (clock granularity, the holder's last write).
+EXPIRY_SLACK_S = 0.01
+# How often a standby looks whether a holder on this host still runs (no database access).
+LOCAL_HOLDER_CHECK_S = 1.0
+# Backoff while another process holds the database's write lock (each try already waits the busy timeout).
+MAX_BUSY_BACKOFF_S = 5.0
+# A holder that hit a locked database stands by this long before it tries to take the lease again.
+STORE_BUSY_PAUSE_S = 1.0
 # ``run --once`` gives up after this many faulted cycles in a row (the candidates stay queued).
 ONCE_FAULT_LIMIT = 3
 
@@ -67,6 +76,7 @@ class Runner:
         self.faults_in_a_row = 0
         self.last_fault: str | None = None
         self.pipeline: pipeline.Pipeline | None = None
+        self._started = procs.own_stamp()
 
     def _epoch(self) -> float:
         return self.clock().timestamp()
@@ -85,22 +95,54 @@ class Runner:
         return held
 
     async def _acquire(self, stop: asyncio.Event) -> leases.Lease | None:
+        """Stand by until the lease can be taken; None once ``stop`` is set.
+
+        A standby sleeps until the holder's lease expires (not a fixed poll), so a crashed holder is
+        replaced within its TTL plus one write; it also looks again every ``ttl/4`` (at most 5 s) for
+        a lease released early, and every second while the holder is a process on this host, which
+        it can see die. A database locked by another process is waited out, never fatal.
+        """
         ttl = self.cfg.lease_ttl_s
         interval = max(0.05, min(ttl / 4, 5.0))
         announced = False
+        busy_wait = 0.0
         while not stop.is_set():
             now = self._epoch()
-            got = await self.store.write(
-                lambda c, now=now: leases.acquire(c, leases.MAIN_LEASE, self.holder, now=now, ttl=ttl)  # type: ignore[misc]
-            )
+            try:
+                got = await self.store.write(
+                    lambda c, now=now: leases.acquire(  # type: ignore[misc]
+                        c, leases.MAIN_LEASE, self.holder, now=now, ttl=ttl, started=self._started
+                    )
+                )
+                current = None if got else await self.store.read(self._current_lease)
+            except StoreBusy as err:
+                busy_wait = min(MAX_BUSY_BACKOFF_S, max(0.5, busy_wait * 2))
+                log.warning(
+                    "event=store_busy holder=%s retry_in_s=%.1f error=%s", self.holder, busy_wait, err
+                )
+                await sleep_or_stop(stop, busy_wait)
+                continue
+            busy_wait = 0.0
             if got is not None:
                 return got
             if not announced:
                 log.info("event=standby holder=%s lease=%s", self.holder, leases.MAIN_LEASE)
                 announced = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            wait = interval
+            if current is not None:
+                holder, expires_at = current
+                wait = min(wait, max(0.0, expires_at - self._epoch()) + EXPIRY_SLACK_S)
+                if procs.local_pid(holder) is not None:
+                    wait = min(wait, LOCAL_HOLDER_CHECK_S)
+            await sleep_or_stop(stop, wait)
         return None
+
+    @staticmethod
+    def _current_lease(conn: sqlite3.Connection) -> tuple[str, float] | None:
+        row = one(conn, "SELECT holder, expires_at FROM leases WHERE key = ?", (leases.MAIN_LEASE,))
+        if row is None or row["holder"] is None:
+            return None
+        return str(row["holder"]), float(row["expires_at"])
 
     async def _renew_forever(self) -> None:
         while True:
@@ -108,15 +150,26 @@ class Runner:
             held = self.lease
             if held is None:
                 return
-            now = self._epoch()
-            renewed = await self.store.write(
-                lambda c, h=held, now=now: leases.renew(c, h, now=now, ttl=self.cfg.lease_ttl_s)  # type: ignore[misc]
-            )
+            renewed = await self._renew(held)
             if renewed is None:
                 log.warning("event=lease_lost holder=%s", self.holder)
                 self._lost.set()
                 return
             self.lease = renewed
+
+    async def _renew(self, held: leases.Lease) -> leases.Lease | None:
+        """Renew, retrying through a locked database until the lease would have expired anyway."""
+        while True:
+            now = self._epoch()
+            try:
+                return await self.store.write(
+                    lambda c, now=now: leases.renew(c, held, now=now, ttl=self.cfg.lease_ttl_s)  # type: ignore[misc]
+                )
+            except StoreBusy as err:
+                log.warning("event=store_busy holder=%s during=renew error=%s", self.holder, err)
+                if self._epoch() >= held.expires_at:
+                    return None
+                await asyncio.sleep(1.0)
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -150,6 +203,7 @@ class Runner:
             )
             self.workflow.verifier = self.pipeline
             self.pipeline.start()
+        busy: StoreBusy | None = None
         try:
             await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
             await self.workflow.recover()
@@ -164,6 +218,12 @@ class Runner:
         except LeaseLost as err:
             log.warning("event=lease_lost reason=%s", err)
             self._lost.set()
+        except StoreBusy as err:
+            # Another process sits on the write lock (frozen mid-transaction, say): give the lease up
+            # and stand by; whoever takes it next recovers the candidate in flight from its checkpoint.
+            log.warning("event=store_busy holder=%s during=drain error=%s", self.holder, err)
+            busy = err
+            self._lost.set()
         finally:
             if self.pipeline is not None:
                 await self.pipeline.stop()
@@ -176,7 +236,13 @@ class Runner:
             held = self.lease
             self.lease = None
             if held is not None:
-                await self.store.write(lambda c: leases.release(c, held))
+                # Unreleased (still locked), it simply expires.
+                with contextlib.suppress(StoreBusy):
+                    await self.store.write(lambda c: leases.release(c, held))
+        if busy is not None:
+            if once:
+                raise busy
+            await sleep_or_stop(stop, STORE_BUSY_PAUSE_S)
         return self._lost.is_set()
 
     async def _idle(self, listener: WakeListener, stop: asyncio.Event) -> None:
@@ -214,7 +280,7 @@ class Runner:
             if self.pipeline is not None:
                 await self.pipeline.clear()
             lease = await self.guard()
-            changed = await self.shadow.cycle(view, lease.fencing)
+            changed = await self.shadow.cycle(view, lease)
             await self._healthy()
             return changed > 0
         if await self.store.read(settings.pause_state) is not None:
@@ -249,7 +315,7 @@ class Runner:
     async def _healthy(self) -> None:
         """A whole cycle worked: forget past faults (here and in the store, for status and the watchdog)."""
         if self.faults_in_a_row:
-            await self.store.write(settings.clear_fault_streak)
+            await self.store.write(leases.fenced(await self.guard(), settings.clear_fault_streak))
         self._reset_backoff()
 
     async def _ingest_spool(self) -> None:
@@ -269,7 +335,7 @@ class Runner:
         def write(conn: sqlite3.Connection) -> int:
             return settings.record_fault(conn, "git", str(err), at=now)
 
-        streak = await self.store.write(write)
+        streak = await self.store.write(leases.fenced(await self.guard(), write))
         log.warning("event=fault streak=%d error=%s", streak, err)
         self._bump_backoff(err)
 

@@ -23,6 +23,7 @@ from integrator import git, landed, outbox, queue, readiness, settings, withdraw
 from integrator.config import Config
 from integrator.errors import GitError
 from integrator.events import iso
+from integrator.lease import Lease, fenced
 from integrator.store import Store, rows
 
 # landed_with_changes (a merge edited by hand) agrees with no prediction: the tree the integrator
@@ -135,8 +136,9 @@ class ShadowDrain:
             found.repredicted.append((item, _prediction(item, main, merge)))
         self._current.add(item.candidate_id)
 
-    async def cycle(self, view: readiness.GitView, fencing: int) -> int:
+    async def cycle(self, view: readiness.GitView, lease: Lease) -> int:
         """Returns how many candidates changed state (predicted, re-predicted, settled or withdrawn)."""
+        fencing = lease.fencing
         cfg, t = self.cfg, self.cfg.git_timeout_s
         main = view.main_sha
         if main is None:
@@ -154,7 +156,7 @@ class ShadowDrain:
             return 0
         now = iso(self.clock())
         names = (cfg.remote, cfg.main_branch)
-        await self.store.write(lambda c: _record(c, found, names, now, fencing), notify=True)
+        await self.store.write(fenced(lease, lambda c: _record(c, found, names, now, fencing)), notify=True)
         return found.changes()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from integrator import dbfile
-from integrator.errors import StoreError
+from integrator.errors import IntegratorError, StoreBusy, StoreError
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -174,6 +174,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE predictions ADD COLUMN actual_paths TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: the holder's process start stamp, so a same-host holder whose process is gone is taken over
+    # at once instead of after its TTL (``integrator.procs``).
+    """
+    ALTER TABLE leases ADD COLUMN holder_started TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -280,10 +285,18 @@ class Store:
         await self._conn.close()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, notify: bool = False) -> T:
-        """Run ``fn`` in one IMMEDIATE transaction; commit on return, roll back on any exception."""
-        result: T = await self._conn._execute(  # type: ignore[no-untyped-call]
-            _in_transaction, fn, self._conn._conn
-        )
+        """Run ``fn`` in one IMMEDIATE transaction; commit on return, roll back on any exception.
+
+        SQLite's operational errors leave as :class:`StoreBusy` (the write lock stayed taken for the
+        whole busy timeout: nothing changed, retry later) or :class:`StoreError` (read-only, disk
+        full, I/O error: a state a person must fix), each with one line naming the database.
+        """
+        try:
+            result: T = await self._conn._execute(  # type: ignore[no-untyped-call]
+                _in_transaction, fn, self._conn._conn
+            )
+        except sqlite3.OperationalError as err:
+            raise operational_error(self.path, err) from None
         if notify:
             self.notify()
         return result
@@ -301,19 +314,47 @@ class Store:
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside a read transaction (one consistent snapshot)."""
-        result: T = await self._conn._execute(_in_read, fn, self._conn._conn)  # type: ignore[no-untyped-call]
+        try:
+            result: T = await self._conn._execute(_in_read, fn, self._conn._conn)  # type: ignore[no-untyped-call]
+        except sqlite3.OperationalError as err:
+            raise operational_error(self.path, err) from None
         return result
+
+
+def operational_error(path: Path, err: sqlite3.OperationalError) -> IntegratorError:
+    """One line for an operational error: busy (transient) or a state of the file a person must fix."""
+    primary = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(err):
+        return StoreBusy(
+            f"database {path} is locked by another process (waited {BUSY_TIMEOUT_MS // 1000}s); "
+            "nothing was changed, try again"
+        )
+    if primary == sqlite3.SQLITE_READONLY:
+        why = "is read-only (check the file's and its directory's permissions)"
+    elif primary == sqlite3.SQLITE_FULL:
+        why = "cannot grow: the disk is full"
+    elif primary == sqlite3.SQLITE_CANTOPEN:
+        why = "cannot be opened (its directory or -wal/-shm files are not accessible)"
+    else:
+        why = f"failed: {err}"
+    return StoreError(f"database {path} {why}; nothing was changed")
 
 
 def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn)
+        conn.execute("COMMIT")  # inside: a failed COMMIT (disk full) must not leave the transaction open
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
-    conn.execute("COMMIT")
     return result
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back by itself (disk full, I/O error): nothing left to undo.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _in_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
@@ -321,7 +362,8 @@ def _in_read(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) ->
     try:
         return fn(conn)
     finally:
-        conn.execute("COMMIT")
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 def rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:

@@ -73,3 +73,10 @@ class WakeListener:
             self._sock = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``stop``; True when stopped."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()

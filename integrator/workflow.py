@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from integrator import (
     authority,
@@ -40,13 +40,14 @@ from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
 from integrator.events import iso, make_event
 from integrator.journal import append
-from integrator.lease import Lease
+from integrator.lease import Lease, fenced
 from integrator.phases import PhaseProbe
 from integrator.store import Store
 
 Guard = Callable[[], Awaitable[Lease]]
 # Takes of one candidate that may end in an infrastructure fault before it is blocked instead.
 MAX_FAULTED_ATTEMPTS = 5
+T = TypeVar("T")
 OutcomeKind = Literal["integrated", "blocked", "superseded", "requeued", "withdrawn"]
 
 
@@ -105,6 +106,10 @@ class Workflow:
     def _now(self) -> str:
         return iso(self.clock())
 
+    async def _write(self, lease: Lease, fn: Callable[[sqlite3.Connection], T], *, notify: bool = False) -> T:
+        """Every write of the holder: commits only while the lease row still carries ``lease``."""
+        return await self.store.write(fenced(lease, fn), notify=notify)
+
     async def _checkpoint(self, item: queue.Item, phase: str, data: dict[str, Any]) -> Lease:
         lease = await self.guard()
         now = self._now()
@@ -116,7 +121,7 @@ class Workflow:
             checkpoint.save(conn, item.id, phase, fencing=lease.fencing, data=data, now=now)
             return None
 
-        withdrawn = await self.store.write(write, notify=True)
+        withdrawn = await self._write(lease, write, notify=True)
         if withdrawn is not None:
             raise _Withdrawn(withdrawn)
         await self.probe(phase)
@@ -139,7 +144,7 @@ class Workflow:
             checkpoint.save(conn, item.id, "dequeued", fencing=lease.fencing, data={}, now=now)
             return queue.get(conn, item.id)
 
-        item = await self.store.write(write)
+        item = await self._write(lease, write)
         if item is not None:
             await self.probe("dequeued")
         return item
@@ -343,7 +348,7 @@ class Workflow:
                 now=now,
             )
 
-        await self.store.write(write, notify=True)
+        await self._write(lease, write, notify=True)
         await self.probe("recorded")
         await asyncio.to_thread(
             followup.resolve_followup, self.cfg.todos_dir, item.slug, merge_sha=merge_sha, resolved_at=now
@@ -425,7 +430,7 @@ class Workflow:
                 now=now,
             )
 
-        await self.store.write(write, notify=True)
+        await self._write(lease, write, notify=True)
         await self.probe("recorded")
         return Outcome("blocked", payload)
 
@@ -448,7 +453,7 @@ class Workflow:
             readiness.supersede(conn, cand, by_sha, now=now)
             checkpoint.delete(conn, item.id)
 
-        await self.store.write(write, notify=True)
+        await self._write(lease, write, notify=True)
         return Outcome("superseded", {"slug": item.slug, "sha": item.sha, "superseded_by": by_sha})
 
     async def requeue_for_fault(self, item: queue.Item, err: Exception, *, stage: str) -> Outcome:
@@ -481,7 +486,7 @@ class Workflow:
             kind = err.code if isinstance(err, IntegratorError) else "git"
             return settings.record_fault(conn, kind, str(err), at=now)
 
-        streak = await self.store.write(write)
+        streak = await self._write(lease, write)
         return Outcome("requeued", {"slug": item.slug, "error": str(err), "streak": streak})
 
     # --- crash recovery -----------------------------------------------------------------------------
@@ -531,7 +536,7 @@ class Workflow:
             )
             checkpoint.delete(conn, item.id)
 
-        await self.store.write(write, notify=True)
+        await self._write(lease, write, notify=True)
 
     async def _landed(
         self, item: queue.Item, view: readiness.GitView, cp: checkpoint.Checkpoint | None

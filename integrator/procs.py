@@ -1,0 +1,72 @@
+"""Who a process is: its pid plus when it started, so a pid the kernel handed out again is not mistaken
+for the process that had it before (a crashed holder's, a killed runner's verify command).
+
+The start stamp is ``<boot id>:<start time in clock ticks>`` from ``/proc`` (Linux). Where ``/proc``
+is missing, it is None and the checks fall back to "is some process with this pid alive".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+def _boot_id() -> str:
+    try:
+        return (_PROC / "sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "?"
+
+
+def start_stamp(pid: int) -> str | None:
+    """``<boot id>:<start ticks>`` of ``pid``, or None if it does not exist (or there is no /proc)."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return f"{_boot_id()}:{fields[19]}"
+
+
+def has_proc() -> bool:
+    return (_PROC / "self/stat").exists()
+
+
+def alive(pid: int, stamp: str | None) -> bool:
+    """True while the process that had ``stamp`` when recorded still runs (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    if stamp is None or not has_proc():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if start_stamp(pid) != stamp:
+        return False
+    with contextlib.suppress(OSError):
+        state = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+        if state[state.rfind(")") + 2 :].startswith("Z"):
+            return False
+    return True
+
+
+def own_stamp() -> str | None:
+    return start_stamp(os.getpid())
+
+
+def local_pid(holder: str) -> int | None:
+    """The pid in a ``<this host>:<pid>`` holder name (the default), else None (another host, a custom name)."""
+    host, sep, pid = holder.rpartition(":")
+    if not sep or host != socket.gethostname() or not pid.isdigit():
+        return None
+    return int(pid)
