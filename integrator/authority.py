@@ -278,6 +278,8 @@ def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
         "NICE": _tool("nice"),
         "FIND": _tool("find"),
         "RM": _tool("rm"),
+        "MV": _tool("mv"),
+        "SLEEP": _tool("sleep"),
         "STATE": str(paths.state),
         "BARE": str(bare),
         "MAIN_REF": f"refs/heads/{cfg.main_branch}",

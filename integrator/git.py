@@ -463,6 +463,25 @@ async def push_main(
     raise _raise(res.args, res.returncode, text)
 
 
+async def empty_tree(repo: Path, *, timeout: float) -> str:
+    """Write (if missing) and return the empty tree object."""
+    res = await run(["mktree"], cwd=repo, timeout=timeout, input_text="")
+    return res.stdout.strip()
+
+
+async def push_ref(
+    repo: Path, remote: str, sha: str, ref: str, *, timeout: float, env: Mapping[str, str] | None = None
+) -> Result:
+    """Force ``ref`` on ``remote`` to ``sha`` (options in ``env``, as for :func:`push_main`); never raises."""
+    return await run(
+        ["push", "--porcelain", "--", remote, f"+{sha}:{ref}"],
+        cwd=repo,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
 async def find_trailer_commit(repo: Path, ref: str, key: str, value: str, *, timeout: float) -> str | None:
     """The newest commit on ``ref`` whose message has the trailer ``key: value``."""
     res = await run(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, git, pipeline, procs, readiness, settings
+from integrator import authority, cutover, fence, git, pipeline, procs, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
@@ -77,6 +77,7 @@ class Runner:
         self.last_fault: str | None = None
         self.pipeline: pipeline.Pipeline | None = None
         self._started = procs.own_stamp()
+        self._remote_fenced = False
 
     def _epoch(self) -> float:
         return self.clock().timestamp()
@@ -191,6 +192,7 @@ class Runner:
         self.lease = await self._acquire(stop)
         if self.lease is None:
             return False
+        self._remote_fenced = False
         log.info("event=lease_acquired holder=%s fencing=%d", self.holder, self.lease.fencing)
         renew = asyncio.create_task(self._renew_forever())
         listener = WakeListener(self.store.path)
@@ -269,6 +271,12 @@ class Runner:
         Returns True when it changed something, so the loop goes on without waiting.
         """
         cfg = self.cfg
+        if not self._remote_fenced and await self.mode() == "cutover":
+            try:
+                await self._fence_remote()
+            except GitError as err:
+                await self._fault(err)  # nothing is pushed until the remote refuses older holders
+                return False
         await self._ingest_spool()
         try:
             view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
@@ -311,6 +319,14 @@ class Runner:
             return False
         self._reset_backoff()  # an outcome was recorded, which also cleared the stored fault streak
         return True
+
+    async def _fence_remote(self) -> None:
+        """Raise the remote's fencing number to ours before the tenure's first candidate (integrator.fence)."""
+        lease = await self.guard()
+        if fence.enforced(self.cfg):
+            await fence.raise_remote(self.cfg, lease.fencing)
+            log.info("event=remote_fenced holder=%s fencing=%d", self.holder, lease.fencing)
+        self._remote_fenced = True
 
     async def _healthy(self) -> None:
         """A whole cycle worked: forget past faults (here and in the store, for status and the watchdog)."""

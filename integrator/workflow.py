@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from integrator import (
-    authority,
     blocked,
     checkpoint,
+    fence,
     followup,
     git,
     outbox,
@@ -37,7 +37,7 @@ from integrator import (
     withdraw,
 )
 from integrator.config import Config
-from integrator.errors import GitError, IntegratorError
+from integrator.errors import GitError, IntegratorError, LeaseLost
 from integrator.events import iso, make_event
 from integrator.journal import append
 from integrator.lease import Lease, fenced
@@ -155,7 +155,9 @@ class Workflow:
         cfg = self.cfg
         repo, t = cfg.repo, cfg.git_timeout_s
         secrets = self._secrets()  # the credential: sent in the push's environment, redacted from evidence
-        push_env = authority.credential_push_env(cfg) if secrets else None
+        # With the credential goes the lease's fencing number: the remote refuses it once a newer
+        # holder raised its number (integrator.fence), even if this holder was paused past its TTL.
+        push_env = fence.main_push_env(cfg, (await self.guard()).fencing) if secrets else None
         last_push_error = ""
         for attempt in range(cfg.push_retries + 1):
             # Who a git failure is blamed on: the integrator's own side (the remote for main, its
@@ -228,6 +230,10 @@ class Workflow:
                         {"main_before": main_before, "merge_sha": merge_sha, "fencing": lease.fencing},
                     )
                     return await self.complete(item, merge_sha, main_before, merge_sha, started)
+                if fence.refused(pushed.stderr):
+                    raise LeaseLost(
+                        f"the remote refused fencing number {lease.fencing}: a newer holder exists"
+                    )
                 if not pushed.stale:
                     evidence = blocked.git_failure_evidence(
                         ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"],
