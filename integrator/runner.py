@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, fence, git, pipeline, procs, readiness, settings
+from integrator import authority, cutover, fence, git, pipeline, procs, readiness, recovery, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
@@ -207,6 +207,9 @@ class Runner:
             self.pipeline.start()
         busy: StoreBusy | None = None
         try:
+            # What a crashed predecessor left (a verify still running, its checkout, git lock files)
+            # would fail every later step: cleared before anything else touches the clone.
+            await recovery.recover_clone(self.cfg.repo, self.cfg.state_dir, timeout=self.cfg.git_timeout_s)
             await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
             await self.workflow.recover()
             while not stop.is_set() and not self._lost.is_set():

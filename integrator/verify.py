@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from integrator import authority, blocked, git, isolation
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
+from integrator.recovery import VerifyRecord
 
 # The log kept from a verify that prints without end; evidence shows a tail of it anyway.
 LOG_KEEP_BYTES = 1 << 20
@@ -89,6 +90,9 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
         raise Unisolated(refused)
     sandbox = await asyncio.to_thread(isolation.in_force, cfg)
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="verify-", dir=work_root()))
+    # Noted before anything runs: if this runner is killed, the next holder kills what it started
+    # and removes the directory (integrator.recovery).
+    record = VerifyRecord(cfg.state_dir, workdir)
     tree, home = workdir / "tree", workdir / "home"
     tree.mkdir()
     home.mkdir()
@@ -104,7 +108,7 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
             hidden = isolation.hidden_paths(cfg, [work_root(), *await remote_dirs(cfg)])
             argv = isolation.wrap(argv, hidden=hidden, tree=tree, home=home, network=sandbox.network)
         status, log, timed_out = await _execute(
-            argv, tree, isolation.environment(cfg, home), cfg.verify_timeout_s
+            argv, tree, isolation.environment(cfg, home), cfg.verify_timeout_s, on_start=record.started
         )
         if status == 0:
             return None
@@ -112,10 +116,14 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
         return Failure("verify_failed", {**evidence, "isolation": sandbox.kind})
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
+        record.done()
 
 
-async def _execute(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, bool]:
-    """(exit status, the output's last ``LOG_KEEP_BYTES``, timed out); the process group dies with us."""
+async def _execute(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, *, on_start: Callable[[int], None]
+) -> tuple[int, str, bool]:
+    """(exit status, the output's last ``LOG_KEEP_BYTES``, timed out); the process group dies with us
+    (on a timeout or cancellation here; after a SIGKILL of the runner, at the next holder's start)."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -128,6 +136,7 @@ async def _execute(argv: list[str], cwd: Path, env: dict[str, str], timeout: flo
         )
     except OSError as err:
         return 127, f"cannot run verify command: {err}", False
+    on_start(proc.pid)
     kept = bytearray()
 
     async def drain() -> None:

@@ -1,0 +1,189 @@
+"""What a crashed holder leaves in the integrator's clone, cleared by the next holder before its first step.
+
+A holder killed hard (SIGKILL, power loss) can leave:
+
+- its verify command still running: the verify runs in its own process group, so nothing kills it
+  with the runner. :class:`VerifyRecord` writes ``<state_dir>/verify-runs/<name>.json`` (the work
+  directory, the runner's and the command's pid and start stamp) before anything is started, and
+  :func:`reap_verifies` kills every recorded process group whose process still runs, then removes
+  its directory and the record;
+- verify work directories (a checkout of the merged tree, a registered worktree): removed, and
+  ``git worktree prune`` forgets worktrees whose directory is gone;
+- git lock files (``index.lock``, ``packed-refs.lock``, a ref's ``.lock``,
+  ``objects/info/commit-graphs/commit-graph-chain.lock`` from ``fetch.writeCommitGraph``...):
+  every later git command that needs the lock fails until someone deletes it. A lock is removed
+  only when no live process works in the repository (its working directory is inside it), so a
+  person's or another tool's git command in progress is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from integrator import git, procs
+
+log = logging.getLogger(__name__)
+
+RECORDS = "verify-runs"
+
+
+def _records_dir(state_dir: Path) -> Path:
+    return state_dir / RECORDS
+
+
+@dataclass
+class VerifyRecord:
+    """The on-disk note of one verify run, so a successor can kill its processes and remove its files."""
+
+    state_dir: Path
+    workdir: Path
+    path: Path = field(init=False)
+    data: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        records = _records_dir(self.state_dir)
+        records.mkdir(parents=True, exist_ok=True)
+        self.path = records / f"{self.workdir.name}.json"
+        self.data = {"workdir": str(self.workdir), "runner": os.getpid(), "runner_stamp": procs.own_stamp()}
+        self._write()
+
+    def started(self, pid: int) -> None:
+        """Record the verify command's process (the leader of its own process group)."""
+        self.data.update(pid=pid, stamp=procs.start_stamp(pid))
+        self._write()
+
+    def done(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _kill_group(pid: int, stamp: str | None) -> bool:
+    if not procs.alive(pid, stamp):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    return False
+
+
+def reap_verifies(state_dir: Path) -> dict[str, int]:
+    """Kill leftover verify process groups of runners that are gone; remove their work directories."""
+    killed = removed = 0
+    records = _records_dir(state_dir)
+    for path in sorted(records.glob("*.json")) if records.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        runner, runner_stamp = int(data.get("runner", 0)), data.get("runner_stamp")
+        if runner != os.getpid() and procs.alive(runner, runner_stamp):
+            continue  # its runner still lives (a holder that lost its lease cleans up after itself)
+        if data.get("pid"):
+            killed += _kill_group(int(data["pid"]), data.get("stamp"))
+        workdir = Path(data.get("workdir", ""))
+        if workdir.name and workdir.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            removed += 1
+        path.unlink(missing_ok=True)
+    return {"verify_killed": killed, "verify_dirs_removed": removed}
+
+
+def _git_dir(repo: Path) -> Path:
+    dot = repo / ".git"
+    if dot.is_file():  # a linked worktree or a separate git dir: "gitdir: <path>"
+        text = dot.read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text.split(":", 1)[1].strip())
+            return target if target.is_absolute() else (repo / target).resolve()
+    return dot if dot.is_dir() else repo
+
+
+def _busy_in(paths: list[Path]) -> list[int]:
+    """Pids of other live processes whose working directory is inside one of ``paths``."""
+    roots = [str(p.resolve()) for p in paths]
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir() if procs.has_proc() else []:
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if any(cwd == r or cwd.startswith(r + os.sep) for r in roots):
+            found.append(int(entry.name))
+    return found
+
+
+def stale_locks(repo: Path) -> list[Path]:
+    """Git lock files in ``repo``'s git directory (none of them can be live unless a process works there)."""
+    gitdir = _git_dir(repo)
+    found = []
+    for root, dirs, files in os.walk(gitdir):
+        # Loose objects are write-once files with no locks: skip their 256 fan-out directories.
+        if Path(root) == gitdir / "objects":
+            dirs[:] = [d for d in dirs if d in ("info", "pack")]
+        found += [Path(root) / name for name in files if name.endswith(".lock")]
+    return found
+
+
+async def recover_clone(repo: Path, state_dir: Path, *, timeout: float) -> dict[str, int]:
+    """Clear what a crashed holder left; the caller holds the lease (nobody else integrates now)."""
+    report = reap_verifies(state_dir)
+    # Verify directories no record names: a holder killed between creating one and recording it.
+    recorded = {
+        Path(json.loads(p.read_text()).get("workdir", "")) for p in _records_dir(state_dir).glob("*.json")
+    }
+    for leftover in state_dir.glob("verify-*") if state_dir.is_dir() else []:
+        if leftover.is_dir() and leftover not in recorded:
+            shutil.rmtree(leftover, ignore_errors=True)
+            report["verify_dirs_removed"] += 1
+    worktrees = await _remove_worktrees(repo, state_dir, timeout=timeout)
+    report["worktrees_removed"] = worktrees
+    await git.run(["worktree", "prune"], cwd=repo, timeout=timeout, check=False)
+    report["locks_removed"] = 0
+    locks = stale_locks(repo)
+    if locks:
+        busy = _busy_in([repo, _git_dir(repo)])
+        if busy:
+            log.warning("event=locks_kept locks=%d busy_pids=%s", len(locks), busy[:5])
+        else:
+            for lock in locks:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                    report["locks_removed"] += 1
+    if any(report.values()):
+        log.warning("event=clone_recovered %s", " ".join(f"{k}={v}" for k, v in sorted(report.items())))
+    return report
+
+
+async def _remove_worktrees(repo: Path, state_dir: Path, *, timeout: float) -> int:
+    """Remove worktrees registered under the state directory (verify checkouts of older versions)."""
+    res = await git.run(["worktree", "list", "--porcelain"], cwd=repo, timeout=timeout, check=False)
+    state = str(state_dir.resolve())
+    removed = 0
+    for line in res.stdout.splitlines():
+        if not line.startswith("worktree "):
+            continue
+        path = line[len("worktree ") :]
+        if path.startswith(state + os.sep):
+            await git.run(
+                ["worktree", "remove", "--force", "--", path], cwd=repo, timeout=timeout, check=False
+            )
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
