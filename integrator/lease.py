@@ -140,6 +140,14 @@ def release(conn: sqlite3.Connection, lease: Lease) -> bool:
     return cur.rowcount == 1
 
 
+def holder_until(conn: sqlite3.Connection, key: str) -> tuple[str, float] | None:
+    """(holder, expires_at) as the row has it, expired or not; None when nobody holds it."""
+    row = one(conn, "SELECT holder, expires_at FROM leases WHERE key = ?", (key,))
+    if row is None or row["holder"] is None:
+        return None
+    return str(row["holder"]), float(row["expires_at"])
+
+
 def info(conn: sqlite3.Connection, key: str, *, now: float) -> LeaseInfo | None:
     """The current holder, or None when the lease is free or expired."""
     row = one(conn, "SELECT holder, fencing, expires_at, renewed_at FROM leases WHERE key = ?", (key,))

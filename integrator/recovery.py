@@ -3,7 +3,7 @@
 A holder killed hard (SIGKILL, power loss) can leave:
 
 - its verify command still running: the verify runs in its own process group, so nothing kills it
-  with the runner. :class:`VerifyRecord` writes ``<state_dir>/verify-runs/<name>.json`` (the work
+  with the runner. :class:`VerifyRecord` writes ``<state_dir>/running-verifies/<name>.json`` (the work
   directory, the runner's and the command's pid and start stamp) before anything is started, and
   :func:`reap_verifies` kills every recorded process group whose process still runs, then removes
   its directory and the record;
@@ -32,7 +32,7 @@ from integrator import git, procs
 
 log = logging.getLogger(__name__)
 
-RECORDS = "verify-runs"
+RECORDS = "running-verifies"
 
 
 def _records_dir(state_dir: Path) -> Path:

@@ -27,7 +27,7 @@ from integrator.events import iso, utcnow
 from integrator.phases import PhaseProbe
 from integrator.service import Integrator
 from integrator.shadow import ShadowDrain
-from integrator.store import Store, one
+from integrator.store import Store
 from integrator.verify import refusal as verify_refusal
 from integrator.wake import WakeListener, sleep_or_stop
 from integrator.workflow import Workflow
@@ -115,7 +115,11 @@ class Runner:
                         c, leases.MAIN_LEASE, self.holder, now=now, ttl=ttl, started=self._started
                     )
                 )
-                current = None if got else await self.store.read(self._current_lease)
+                current = (
+                    None
+                    if got
+                    else await self.store.read(lambda c: leases.holder_until(c, leases.MAIN_LEASE))
+                )
             except StoreBusy as err:
                 busy_wait = min(MAX_BUSY_BACKOFF_S, max(0.5, busy_wait * 2))
                 log.warning(
@@ -137,13 +141,6 @@ class Runner:
                     wait = min(wait, LOCAL_HOLDER_CHECK_S)
             await sleep_or_stop(stop, wait)
         return None
-
-    @staticmethod
-    def _current_lease(conn: sqlite3.Connection) -> tuple[str, float] | None:
-        row = one(conn, "SELECT holder, expires_at FROM leases WHERE key = ?", (leases.MAIN_LEASE,))
-        if row is None or row["holder"] is None:
-            return None
-        return str(row["holder"]), float(row["expires_at"])
 
     async def _renew_forever(self) -> None:
         while True:

@@ -273,6 +273,9 @@ class Store:
         store = cls(path, conn)
         try:
             await conn._execute(_setup, conn._conn, path, recover)  # type: ignore[no-untyped-call]
+        except sqlite3.OperationalError as err:
+            await conn.close()
+            raise operational_error(path, err) from None
         except sqlite3.DatabaseError as err:
             await conn.close()
             raise StoreError(f"database {path} is unusable: {err}") from None

@@ -14,6 +14,7 @@ import contextlib
 import json
 import shlex
 import sqlite3
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -130,7 +131,8 @@ async def test_a_locked_ref_on_the_remote_requeues_instead_of_blocking(
 
 async def test_locked_integrator_repository(tmp_path: Path, sandbox: Sandbox) -> None:
     """``index.lock`` does not matter (the merge is plumbing, no index); a locked remote-tracking ref
-    stops the fetch, which is retried until the lock is gone."""
+    stops the fetch, which is retried until the lock is gone. Someone works in the clone meanwhile, so
+    the holder's start-up recovery (which removes locks left by a crash) leaves both locks alone."""
     cfg = make_config(tmp_path, sandbox, **NO_ROLLBACK)
     feature = push_feature(sandbox, "ref-locked", {"r.txt": "r\n"})
     await emit_ready(cfg, feature)
@@ -142,12 +144,17 @@ async def test_locked_integrator_repository(tmp_path: Path, sandbox: Sandbox) ->
     (git_dir / "index.lock").touch()
     ref_lock = git_dir / "refs" / "remotes" / "origin" / "main.lock"
     ref_lock.touch()
-    async with running(cfg) as integ:
-        fault = await async_wait_for(lambda: fault_of(integ))
-        assert "cannot lock ref" in fault["message"], fault
-        assert queue_of(cfg, "ref-locked")["status"] == "queued"
-        ref_lock.unlink()
-        await wait_landed(cfg, sandbox, feature)
+    someone = subprocess.Popen(["sleep", "600"], cwd=sandbox.integrator_repo)
+    try:
+        async with running(cfg) as integ:
+            fault = await async_wait_for(lambda: fault_of(integ))
+            assert "cannot lock ref" in fault["message"], fault
+            assert queue_of(cfg, "ref-locked")["status"] == "queued"
+            ref_lock.unlink()
+            await wait_landed(cfg, sandbox, feature)
+    finally:
+        someone.kill()
+        someone.wait()
     assert (git_dir / "index.lock").exists()
     assert outcomes(cfg, "integration_blocked") == []
 

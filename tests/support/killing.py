@@ -116,7 +116,7 @@ def kill_round(root: Path, stage: str, *, tree: bool = False, timeout: float = 6
         assert runner.poll() is None, (
             f"the runner finished before {stage}: {(root / 'killed.log').read_text()[-2000:]}"
         )
-        records = cfg.state_dir / "verify-runs"
+        records = cfg.state_dir / "running-verifies"
         workdirs = (
             [Path(json.loads(p.read_text())["workdir"]) for p in records.glob("*.json")]
             if records.exists()
@@ -175,7 +175,9 @@ def assert_nothing_left(cfg: Config, sandbox: Sandbox) -> None:
     locks = [str(p) for p in (repo / ".git").rglob("*.lock")]
     assert locks == [], locks
     records = (
-        list((cfg.state_dir / "verify-runs").glob("*")) if (cfg.state_dir / "verify-runs").exists() else []
+        list((cfg.state_dir / "running-verifies").glob("*"))
+        if (cfg.state_dir / "running-verifies").exists()
+        else []
     )
     assert records == [], records
 
