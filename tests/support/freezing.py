@@ -280,4 +280,5 @@ def _holder(cfg: Config) -> str | None:
 
 
 def _queue(cfg: Config) -> str:
-    return str(rows(cfg, "SELECT status FROM queue")[0]["status"])
+    found = rows(cfg, "SELECT status FROM queue")  # empty until a check cycle queued the candidate
+    return str(found[0]["status"]) if found else "not queued"

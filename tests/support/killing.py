@@ -183,7 +183,8 @@ def assert_nothing_left(cfg: Config, sandbox: Sandbox) -> None:
 
 
 def _status(cfg: Config) -> str:
-    return str(rows(cfg, "SELECT status FROM queue")[0]["status"])
+    found = rows(cfg, "SELECT status FROM queue")  # empty until a check cycle queued the candidate
+    return str(found[0]["status"]) if found else "not queued"
 
 
 def _mode(cfg: Config) -> str:
