@@ -44,7 +44,8 @@ async def raise_remote(cfg: Config, fencing: int) -> None:
     """Make the remote refuse every push of main with a fencing number below ``fencing``.
 
     Raises LeaseLost if the remote already saw a higher number (a newer holder exists), GitError
-    (transient) when the remote cannot be reached: then nothing may be pushed yet.
+    when the remote cannot be reached or refuses: then nothing may be pushed yet (the runner
+    counts it as an infrastructure fault and retries).
     """
     repo, t = cfg.repo, cfg.git_timeout_s
     tree = await git.empty_tree(repo, timeout=t)
@@ -59,5 +60,4 @@ async def raise_remote(cfg: Config, fencing: int) -> None:
         f"raising the remote's fencing number to {fencing} failed: {text.strip().splitlines()[-1] if text.strip() else res.returncode}",
         command=["git", *res.args],
         stderr=text,
-        transient=True,
     )
