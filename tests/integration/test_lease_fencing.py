@@ -68,7 +68,7 @@ async def test_a_holder_paused_past_a_takeover_writes_nothing(tmp_path: Path, sa
         with pytest.raises(LeaseLost, match="no longer ours"):
             await runner.workflow.complete(item, feature.sha, feature.sha, feature.sha, time.monotonic())
         with pytest.raises(LeaseLost):
-            await runner.workflow.requeue_for_fault(item, RuntimeError("x"))
+            await runner.workflow.requeue_for_fault(item, RuntimeError("x"), stage="fetch")
         assert db_rows(cfg, "SELECT COUNT(*) AS n FROM events")[0]["n"] == before
         assert [r["status"] for r in db_rows(cfg, "SELECT status FROM queue")] == ["in_progress"]
         assert [r["phase"] for r in db_rows(cfg, "SELECT phase FROM checkpoints")] == ["dequeued"]
