@@ -31,7 +31,7 @@ from integrator import git, outbox, queue, settings, verify, views
 from integrator.config import Config
 from integrator.errors import IntegratorError
 from integrator.events import iso, utcnow
-from integrator.lease import Lease
+from integrator.lease import Lease, fenced
 from integrator.store import Store
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class Pipeline(Direct):
         def write(conn: sqlite3.Connection) -> None:
             outbox.add(conn, "verify_started", {**note, "fencing": lease.fencing}, now=now)
 
-        await self.store.write(write, notify=False)
+        await self.store.write(fenced(lease, write), notify=False)
 
     async def _cancel(self, keys: list[Key]) -> None:
         tasks = []
@@ -310,7 +310,7 @@ class Pipeline(Direct):
         def write(conn: sqlite3.Connection) -> None:
             settings.put(conn, views.PIPELINE_SETTING, {"depth": self.depth, "main": main, "runs": shown})
 
-        await self.store.write(write)
+        await self.store.write(fenced(await self.guard(), write))
 
 
 def _chain_items(conn: sqlite3.Connection) -> list[queue.Item]:
