@@ -10,7 +10,10 @@ credited to the new holder, or if either runner exited or logged a traceback.
     .venv/bin/python bench/freeze.py [--rounds 50] [--seed N]
 
 The last line printed is one JSON object: rounds, failures, rounds per phase, how many resumed
-pushes the remote's fence refused, and the takeover times (freeze to new lease) in seconds.
+pushes the remote's fence refused, how many freezes caught the holder inside a write transaction
+(its SQLite write lock held by a stopped process: the standby waits it out alive, logging
+``event=store_busy``, and takes over once the old holder resumes and finds its lease expired), and
+the other rounds' takeover times (freeze to new lease) in seconds.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def main() -> None:
     phases: Counter[str] = Counter()
     failures: list[str] = []
     takeovers: list[float] = []
-    fence_refusals = 0
+    fence_refusals = in_write = 0
     started = time.monotonic()
     for n in range(args.rounds):
         phase = rng.choice(FREEZE_POINTS)
@@ -52,8 +55,10 @@ def main() -> None:
                 failures.append(f"round {n} ({phase}): {str(err)[:300]}")
                 print(failures[-1], file=sys.stderr)
                 continue
-        takeovers.append(result.takeover_s)
         fence_refusals += result.refused_by_fence
+        in_write += result.frozen_in_write
+        if not result.frozen_in_write:
+            takeovers.append(result.takeover_s)
     print(
         json.dumps(
             {
@@ -63,6 +68,7 @@ def main() -> None:
                 "failures": len(failures),
                 "phases": dict(sorted(phases.items())),
                 "fence_refused_resumed_pushes": fence_refusals,
+                "frozen_inside_a_write": in_write,
                 "lease_ttl_s": TTL,
                 "takeover_s_median": round(statistics.median(takeovers), 3) if takeovers else None,
                 "takeover_s_max": round(max(takeovers), 3) if takeovers else None,

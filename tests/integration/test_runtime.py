@@ -33,6 +33,7 @@ from conftest import (
     wait_for,
 )
 from support import killpoints
+from support.freezing import freeze_outside_a_write
 
 from integrator import git
 from integrator.config import Config
@@ -485,7 +486,8 @@ def test_a_holder_frozen_past_its_ttl_is_fenced_off_and_never_pushes(
     first = Proc(cfg, tmp_path, "first")
     procs.append(first)
     wait_for(marker.exists)  # the first holder is verifying: merged, not yet pushed
-    first.popen.send_signal(signal.SIGSTOP)
+    # Not inside a write transaction (a lease renewal): that would hold every writer off until it resumes.
+    freeze_outside_a_write(first.popen.pid, cfg.db)
     second = Proc(cfg, tmp_path, "second")
     procs.append(second)
     wait_for(lambda: queue_status(cfg).get("fenced") == "integrated", timeout=15)

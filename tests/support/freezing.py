@@ -41,6 +41,8 @@ INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
 # Phases a holder can be frozen at; "push" is inside the remote, during the push of main.
 FREEZE_POINTS = ("dequeued", "verified_ready", "merged", "tested", "before_push", "push")
 TTL = 1.0
+# Longer than the store's busy timeout (10 s): a standby that waited that long says so in its log.
+BUSY_WAIT_S = 15.0
 
 
 def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -183,6 +185,7 @@ class RoundResult:
     phase: str
     takeover_s: float
     refused_by_fence: bool
+    frozen_in_write: bool  # the freeze caught it inside a write transaction: no takeover until resumed
     old_log: str = field(repr=False)
 
 
@@ -221,14 +224,31 @@ def freeze_round(root: Path, phase: str, *, timeout: float = 60.0) -> RoundResul
 
         new = Holder(cfg, root, "new")
         holders.append(new)
-        wait(lambda: _holder(cfg) == new.holder, timeout, "the new holder to take the lease")
+
+        def thaw() -> None:
+            if push_group:
+                os.killpg(push_group, signal.SIGCONT)
+            old.signal_group(signal.SIGCONT)
+
+        in_write = False
+        try:
+            wait(lambda: _holder(cfg) == new.holder, BUSY_WAIT_S, "the new holder to take the lease")
+        except AssertionError:
+            # Frozen inside a write transaction (its lease renewal, say): SQLite's write lock is held
+            # by a stopped process, so nobody can write until it resumes. The standby must have waited
+            # it out alive and must take over once the old holder, resumed, finds its lease expired.
+            if "event=store_busy" not in new.text() or new.popen.poll() is not None:
+                raise
+            in_write = True
+            thaw()
+            # Either process may take it now (the old one, back on standby, as a new tenure).
+            wait(lambda: _fencing(cfg) >= 2, timeout, "a new tenure after the lock")
         takeover_s = time.monotonic() - frozen_at
         wait(lambda: _queue(cfg) == "integrated", timeout, "the new holder to integrate the candidate")
         integrated_main = sandbox.main_sha()
 
-        if push_group:
-            os.killpg(push_group, signal.SIGCONT)
-        old.signal_group(signal.SIGCONT)
+        if not in_write:
+            thaw()
         wait(lambda: "event=standby_again" in old.text(), timeout, "the old holder to return to standby")
         assert old.popen.poll() is None, f"the old holder exited: {old.text()[-3000:]}"
         assert new.popen.poll() is None, f"the new holder exited: {new.text()[-3000:]}"
@@ -259,11 +279,11 @@ def freeze_round(root: Path, phase: str, *, timeout: float = 60.0) -> RoundResul
         for holder in (old, new):
             assert "Traceback" not in holder.text(), holder.text()[-3000:]
         refused = "remote refused fencing number 1" in old_log
-        if phase == "push":
+        if phase == "push" and not in_write:
             assert refused, f"the remote did not refuse the resumed push: {old_log[-3000:]}"
         for holder in (old, new):
             assert holder.stop() == 0, holder.text()[-3000:]
-        return RoundResult(phase, takeover_s, refused, old_log)
+        return RoundResult(phase, takeover_s, refused, in_write, old_log)
     finally:
         for holder in holders:
             holder.kill()
@@ -277,6 +297,39 @@ def _holder(cfg: Config) -> str | None:
     if not found or found[0]["holder"] is None or found[0]["expires_at"] <= time.time():
         return None
     return str(found[0]["holder"])
+
+
+def _fencing(cfg: Config) -> int:
+    found = rows(cfg, "SELECT fencing FROM leases")
+    return int(found[0]["fencing"]) if found else 0
+
+
+def holds_write_lock(pid: int, db: Path) -> bool:
+    """Whether ``pid`` holds SQLite's WAL write lock on ``db`` (a POSIX lock on byte 120 of its -shm)."""
+    try:
+        inode = Path(f"{db}-shm").stat().st_ino
+    except OSError:
+        return False
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        # "1: POSIX ADVISORY WRITE <pid> <maj:min:inode> <start> <end>"
+        mine = len(fields) >= 8 and fields[1] == "POSIX" and fields[4] == str(pid)
+        if mine and fields[5].rsplit(":", 1)[-1] == str(inode) and fields[6] == "120":
+            return True
+    return False
+
+
+def freeze_outside_a_write(pid: int, db: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it holds no database write transaction open (else a standby could
+    not take over before it resumes: SQLite's write lock belongs to the stopped process)."""
+    for _ in range(1000):
+        os.kill(pid, signal.SIGSTOP)
+        wait(lambda: Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("T"), 10, "a stop")
+        if not holds_write_lock(pid, db):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError("the process never left its write transaction")
 
 
 def _queue(cfg: Config) -> str:

@@ -23,14 +23,16 @@ from pathlib import Path
 from integrator import git
 from integrator.config import Config
 from integrator.sandbox import Sandbox
+from support import killpoints
 from support.freezing import INTEGRATOR, _declare_ready, make_round_config, rows, wait
 
 STAGES = ("fetch", "merge", "verify", "push")
 # The git subcommands each stage runs (argv[1] of a git child of the runner).
+_AFTER = {"fetch": "verified_ready", "merge": "merged", "verify": "tested", "push": "pushed"}
 _GIT_STAGE = {"fetch": ("fetch",), "merge": ("merge-tree", "commit-tree"), "push": ("push",)}
-# A verify command recognisable in /proc: the first run of each candidate sleeps (and is killed there),
-# later runs pass at once.
-VERIFY_MARK = "47.125"
+# A verify command recognisable in /proc, and only this process's (a bench and the suite may run at
+# once): the first run of each candidate sleeps (and is killed there), later runs pass at once.
+VERIFY_MARK = f"47.{os.getpid()}"
 
 
 def _children(pid: int) -> list[tuple[int, list[str]]]:
@@ -70,6 +72,14 @@ def verify_processes() -> list[int]:
     return found
 
 
+def _stopped(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith("T")
+
+
 def _in_stage(runner: int, stage: str) -> bool:
     if stage == "verify":
         return bool(verify_processes())
@@ -98,11 +108,14 @@ def kill_round(root: Path, stage: str, *, tree: bool = False, timeout: float = 6
     asyncio.run(_declare_ready(cfg, "killed", "feature/killed", sha))
     mode_before = _mode(cfg)
 
+    # A stage can be over in a millisecond (merge-tree): the runner stops itself at the phase right
+    # after it, so the kill lands there when the poll below misses the stage itself.
     with (root / "killed.log").open("w") as err:
         runner = subprocess.Popen(
-            [INTEGRATOR, "--config", str(cfg.config_path), "run", "--once", "-v"],
+            [*killpoints.command("integrator"), "--config", str(cfg.config_path), "run", "--once", "-v"],
             stdout=subprocess.DEVNULL,
             stderr=err,
+            env={**os.environ, killpoints.STOP_AT: _AFTER[stage]},
             start_new_session=True,
         )
     hit = False
@@ -111,6 +124,8 @@ def kill_round(root: Path, stage: str, *, tree: bool = False, timeout: float = 6
         while runner.poll() is None and time.monotonic() < deadline:
             if _in_stage(runner.pid, stage):
                 hit = True
+                break
+            if _stopped(runner.pid):
                 break
             time.sleep(0.001)
         assert runner.poll() is None, (
