@@ -23,10 +23,12 @@ from pathlib import Path
 
 LOCK_NAME = "teleclaude-integrator.flock"
 # The git commands that write refs or the index; reads and object writes (atomic renames) run freely.
+# Not push: its only local write is the remote-tracking ref after the remote accepted it (a failure
+# there is a warning, not a failed push), and a holder frozen mid-push must not hold its successor's
+# every fetch off until it resumes (the remote's fencing stops its push instead).
 WRITERS = frozenset(
     {
         "fetch",
-        "push",
         "update-ref",
         "update-index",
         "read-tree",
