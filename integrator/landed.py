@@ -60,6 +60,12 @@ async def elsewhere(
     return await by_patch_id(repo, sha, main, timeout=timeout)
 
 
+async def no_op(repo: Path, main: str, sha: str, *, timeout: float) -> bool:
+    """Merging ``sha`` into ``main`` cleanly changes nothing (its change is already there)."""
+    merge = await git.merge_tree(repo, main, sha, timeout=timeout)
+    return merge.clean and merge.tree == await git.tree_of(repo, main, timeout=timeout)
+
+
 async def by_patch_id(repo: Path, sha: str, main: str, *, timeout: float) -> Landing | None:
     base_res = await git.run(["merge-base", main, sha], cwd=repo, timeout=timeout, check=False)
     base = base_res.stdout.strip()

@@ -118,7 +118,15 @@ class ShadowDrain:
             merge = await git.merge_tree(repo, main, item.sha, timeout=t)
             where = None
             if merge.clean and merge.tree == await git.tree_of(repo, main, timeout=t):
-                where = landed.Landing("landed_elsewhere", None, how="no-op merge")
+                # Landed elsewhere only if it was not already on main when predicted: a backport is
+                # merged for its ancestry (cutover makes that merge too), so it waits for the merge.
+                since = known.get(item.candidate_id)
+                if (
+                    since is not None
+                    and since != main
+                    and not await landed.no_op(repo, since, item.sha, timeout=t)
+                ):
+                    where = landed.Landing("landed_elsewhere", None, how="no-op merge")
             elif gone or not merge.clean:
                 # A squash or rebase landing usually deletes the branch, or conflicts with what landed.
                 where = await landed.by_patch_id(repo, item.sha, main, timeout=t)
