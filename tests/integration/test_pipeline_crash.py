@@ -18,6 +18,7 @@ from test_crash_matrix import LEASE, assert_consistent
 
 from integrator import git
 from integrator.phases import PROBE_POINTS
+from integrator.recovery import RECORDS
 from integrator.sandbox import Sandbox
 
 # Logs "<digest of the tree it runs on> start", sleeps as long as the delay file says, logs "... pass".
@@ -90,6 +91,10 @@ async def test_sigkill_at_each_phase_with_k4_then_restart(
     restarted = cli(cfg, "run", "--once")
     assert restarted.returncode == 0, restarted.stderr
     assert_consistent(sandbox, cfg, found)
+    # The restart reaped what the dead runner left: its verifies, their records and their trees.
+    wait_for(lambda: not running(str(script)), what="the dead runner's verifies to be gone")
+    records = cfg.state_dir / RECORDS
+    assert not records.exists() or not any(records.iterdir()), sorted(records.iterdir())
     passed = {line.split()[0] for line in log.read_text().splitlines() if line.endswith(" pass")}
     merges = git.run_sync(
         ["rev-list", "--first-parent", "main", "--not", found[0].sha + "~1"], cwd=sandbox.remote
