@@ -98,8 +98,9 @@ def _verifying(cfg: Config) -> int:
     return sum(1 for r in runs if r["state"] == "verifying")
 
 
-async def _supersede_in_flight(root: Path, depth: int) -> tuple[Sandbox, Config, dict[str, Any]]:
-    """c0..c4 queued; while verifies wait on a gate, c1 gets a new finalize_ready (a new sha)."""
+async def _c1_leaves_in_flight(root: Path, depth: int, how: str) -> tuple[Sandbox, Config, dict[str, Any]]:
+    """c0..c4 queued; while verifies wait on a gate, c1 leaves the chain: it gets a new
+    finalize_ready (a new sha, ``how="supersede"``) or is withdrawn (``how="withdraw"``)."""
     sandbox = Sandbox.create(root / "sb")
     gate = root / "gate"
     cfg = make_config(
@@ -116,10 +117,13 @@ async def _supersede_in_flight(root: Path, depth: int) -> tuple[Sandbox, Config,
         else:
             await async_wait_for(lambda: db_rows(cfg, "SELECT 1 FROM checkpoints WHERE phase = 'merged'"), 60)
         c1 = found[1]
-        new = c1.worker.commit({"c1.txt": "1, reworked\n"}, "c1: rework")
-        c1.worker.push(c1.branch)
-        report = await integ.emit(readiness_events("c1", c1.branch, new, round_=2), wait=True)
-        assert {c["sha"]: c["status"] for c in report.candidates} == {c1.sha: "superseded", new: "ready"}
+        if how == "supersede":
+            new = c1.worker.commit({"c1.txt": "1, reworked\n"}, "c1: rework")
+            c1.worker.push(c1.branch)
+            report = await integ.emit(readiness_events("c1", c1.branch, new, round_=2), wait=True)
+            assert {c["sha"]: c["status"] for c in report.candidates} == {c1.sha: "superseded", new: "ready"}
+        else:
+            await integ.withdraw("c1", by="test", reason="not wanted after all")
         if depth > 1:
             # The verifies built on the old c1 are stopped and rebuilt on the new chain before the gate opens.
             await async_wait_for(
@@ -131,8 +135,8 @@ async def _supersede_in_flight(root: Path, depth: int) -> tuple[Sandbox, Config,
 
 
 async def test_a_superseding_finalize_ready_in_flight_rebuilds_behind_it_like_k1(tmp_path: Path) -> None:
-    one, _, _ = await _supersede_in_flight(tmp_path / "k1", 1)
-    four, cfg, seen = await _supersede_in_flight(tmp_path / "k4", 4)
+    one, _, _ = await _c1_leaves_in_flight(tmp_path / "k1", 1, "supersede")
+    four, cfg, seen = await _c1_leaves_in_flight(tmp_path / "k4", 4, "supersede")
     assert landed(four) == landed(one) == ["c0", "c2", "c3", "c4", "c1"]
     assert set(pushed(four)) <= {r["merge_sha"] for r in started(cfg)}
     # While they waited, status showed four verifies, each on its predicted base.
@@ -144,6 +148,17 @@ async def test_a_superseding_finalize_ready_in_flight_rebuilds_behind_it_like_k1
         ("c3", "verifying", ["c0", "c1", "c2"]),
     ]
     assert all(r["seconds"] is not None and r["seconds"] >= 0 for r in runs)
+
+
+async def test_a_withdraw_in_flight_rebuilds_behind_it_like_k1(tmp_path: Path) -> None:
+    one, _, _ = await _c1_leaves_in_flight(tmp_path / "k1", 1, "withdraw")
+    four, cfg, _ = await _c1_leaves_in_flight(tmp_path / "k4", 4, "withdraw")
+    assert landed(four) == landed(one) == ["c0", "c2", "c3", "c4"]
+    runs = started(cfg)
+    assert set(pushed(four)) <= {r["merge_sha"] for r in runs}
+    # c2 was first verified on a chain holding c1, then rebuilt without it before anything landed.
+    c2 = [r["ahead"] for r in runs if r["slug"] == "c2"]
+    assert "c1" in c2[0] and "c1" not in c2[-1], c2
 
 
 async def test_two_runners_at_k4_only_the_holder_verifies_and_pushes(
