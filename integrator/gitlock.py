@@ -69,6 +69,16 @@ def _try(fd: int) -> bool:
     return True
 
 
+def _waits(path: Path, timeout: float) -> Iterator[float]:
+    """The pauses between tries (doubling up to a cap); raises LockTimeout once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    pause = _POLL_S[0]
+    while time.monotonic() <= deadline:
+        yield pause
+        pause = min(pause * 2, _POLL_S[1])
+    raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
+
+
 @contextlib.contextmanager
 def held(cwd: Path, *, timeout: float) -> Iterator[None]:
     """Blocking: hold the clone's lock (no-op where :func:`lock_path` is None)."""
@@ -78,13 +88,9 @@ def held(cwd: Path, *, timeout: float) -> Iterator[None]:
         return
     fd = _open(path)
     try:
-        deadline = time.monotonic() + timeout
-        pause = _POLL_S[0]
+        waits = _waits(path, timeout)
         while not _try(fd):
-            if time.monotonic() > deadline:
-                raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
-            time.sleep(pause)
-            pause = min(pause * 2, _POLL_S[1])
+            time.sleep(next(waits))
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -101,13 +107,9 @@ async def held_async(cwd: Path, *, timeout: float) -> AsyncIterator[None]:
         return
     fd = _open(path)
     try:
-        deadline = time.monotonic() + timeout
-        pause = _POLL_S[0]
+        waits = _waits(path, timeout)
         while not _try(fd):
-            if time.monotonic() > deadline:
-                raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, _POLL_S[1])
+            await asyncio.sleep(next(waits))
         yield
     finally:
         os.close(fd)
