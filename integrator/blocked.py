@@ -276,14 +276,14 @@ def _relabel(text: str, labels: Mapping[str, str]) -> str:
     return text
 
 
-def _conflict_kind(path: str, stages: frozenset[int], messages: Sequence[_Message]) -> str:
+def _conflict_kind(path: str, stages: frozenset[int], messages: Sequence[_Message], main_branch: str) -> str:
     kinds = [m.kind for m in messages if path in m.paths and m.kind.startswith("CONFLICT")]
     if "CONFLICT (binary)" in kinds:
         return "binary"
     if stages == {1, 3}:
-        return "deleted on main, modified by the candidate"
+        return f"deleted on {main_branch}, modified by the candidate"
     if stages == {1, 2}:
-        return "modified on main, deleted by the candidate"
+        return f"modified on {main_branch}, deleted by the candidate"
     if stages == {2, 3}:
         return "added on both sides"
     for kind in kinds:
@@ -292,15 +292,15 @@ def _conflict_kind(path: str, stages: frozenset[int], messages: Sequence[_Messag
     return "content"
 
 
-def _describe(path: str, kind: str, messages: Sequence[_Message], note: str) -> str:
+def _describe(path: str, kind: str, messages: Sequence[_Message], note: str, main_branch: str) -> str:
     """Words for a conflict without markers to show: what happened, and git's own messages."""
     said = {
         "binary": "binary file changed on both sides; git cannot merge binary content, "
         "so pick one version (or regenerate the file) and commit it",
-        "deleted on main, modified by the candidate": "deleted on main but modified by the candidate; "
-        "decide whether the file should exist and reapply or drop the candidate's change",
-        "modified on main, deleted by the candidate": "modified on main but deleted by the candidate; "
-        "decide whether main's change still needs the file",
+        f"deleted on {main_branch}, modified by the candidate": f"deleted on {main_branch} but modified "
+        "by the candidate; decide whether the file should exist and reapply or drop the candidate's change",
+        f"modified on {main_branch}, deleted by the candidate": f"modified on {main_branch} but deleted "
+        f"by the candidate; decide whether {main_branch}'s change still needs the file",
     }.get(kind, f"{kind} conflict")
     lines = [f"({said})"]
     if note:
@@ -414,7 +414,7 @@ async def conflict_evidence(
         except GitError as err:
             unread = f"not read: {err.message}"
     for path in shown:
-        kind = _conflict_kind(path, parsed.stages[path], messages)
+        kind = _conflict_kind(path, parsed.stages[path], messages, main_branch)
         full = ""
         note = ""
         info = infos.get(path)
@@ -440,7 +440,7 @@ async def conflict_evidence(
                 else:
                     full = extract_hunks(blob.stdout, labels=labels)
         if not full:
-            full = _describe(path, kind, messages, note)
+            full = _describe(path, kind, messages, note, main_branch)
         kinds[path] = kind
         hunks_full[path] = _cap_full(full, HUNK_FULL_MAX_CHARS)
         hunks[path] = trim_text(full)

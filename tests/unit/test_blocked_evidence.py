@@ -172,6 +172,18 @@ async def test_modified_on_main_deleted_by_candidate(tmp_path: Path) -> None:
     assert "deleted by the candidate" in ev["hunks"]["old.cfg"]
 
 
+async def test_modify_delete_wording_names_the_configured_branch(tmp_path: Path) -> None:
+    repo, _, main_sha, feat_sha = conflicting(
+        tmp_path, {"old.cfg": b"a = 1\n"}, {"old.cfg": None}, {"old.cfg": b"a = 2\n"}
+    )
+    ev = await blocked.conflict_evidence(
+        repo.path, main_branch="trunk", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
+    )
+    assert ev["kinds"]["old.cfg"] == "deleted on trunk, modified by the candidate"
+    assert "deleted on trunk but modified" in ev["hunks"]["old.cfg"]
+    assert "on main" not in ev["hunks"]["old.cfg"]
+
+
 async def test_awkward_paths_are_keyed_exactly(tmp_path: Path) -> None:
     names = ["with space.txt", "ünïcødé/файл.md", "-leading-dash.txt", "new\nline.txt", 'quote"tab\t.txt']
     repo, _, main_sha, feat_sha = conflicting(
