@@ -147,7 +147,8 @@ async def test_squash_strategy_writes_one_parent_commit_with_the_merged_tree(
 async def test_verify_runs_on_the_merged_tree_and_a_failure_blocks(tmp_path: Path, sandbox: Sandbox) -> None:
     seen = tmp_path / "seen"
     script = f"ls >> {seen}; echo ---- >> {seen}; if grep -q broken *.txt; then echo 'tests failed: broken'; exit 3; fi"
-    cfg = make_config(tmp_path, sandbox, verify_command=["sh", "-c", script])
+    # One verify at a time: both append to one file (the pipeline's concurrent verifies have their own tests).
+    cfg = make_config(tmp_path, sandbox, verify_command=["sh", "-c", script], pipeline_depth=1)
     good = push_feature(sandbox, "good", {"good.txt": "fine\n"})
     bad = push_feature(sandbox, "bad", {"bad.txt": "broken\n"})
     await emit_ready(cfg, good, bad)
@@ -367,13 +368,14 @@ def test_sigterm_mid_candidate_finishes_the_phase_then_exits_zero(
     tmp_path: Path, sandbox: Sandbox, procs: list[Proc]
 ) -> None:
     started = tmp_path / "verify-started"
-    cfg = make_config(tmp_path, sandbox, verify_command=["sh", "-c", f"touch {started}; sleep 1"])
+    cfg = make_config(tmp_path, sandbox, verify_command=["sh", "-c", f"touch {started}; sleep 3"])
     feature = push_feature(sandbox, "in-flight", {"f.txt": "f\n"})
     asyncio.run(emit_ready(cfg, feature))
     proc = Proc(cfg, tmp_path, "runner")
     procs.append(proc)
     wait_for(started.exists)
-    assert status(cfg)["in_flight"]["phase"] == "merged"  # verify runs between merged and tested
+    # The verify runs between merged and tested (a loaded machine may read status a moment late).
+    wait_for(lambda: (status(cfg)["in_flight"] or {}).get("phase") == "merged", what="phase merged")
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.wait() == 0, proc.stderr()
     # It finished the candidate it held rather than leaving it half done, then let go.
