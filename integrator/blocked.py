@@ -21,36 +21,9 @@ from typing import Any
 from integrator import git
 from integrator.errors import GitError, InvalidInput
 from integrator.events import check_sha
+from integrator.reasons import check_reason_code
 
 log = logging.getLogger(__name__)
-
-REASON_CODES: tuple[str, ...] = (
-    "merge_conflict",
-    "verify_failed",
-    "push_rejected",
-    "branch_moved",
-    "not_reachable",
-    "git_error",
-)
-
-
-def check_reason_code(reason_code: str) -> str:
-    if reason_code not in REASON_CODES:
-        expected = ", ".join(REASON_CODES)
-        raise InvalidInput(f"reason_code: unknown {reason_code!r} (expected one of {expected})")
-    return reason_code
-
-
-# Half a sentence per code, for headings and summaries ("blocked: <summary>"); {main} is the
-# configured main branch.
-REASON_SUMMARIES: dict[str, str] = {
-    "merge_conflict": "merging it onto {main} produced conflicts",
-    "verify_failed": "the verify command failed on the merged tree",
-    "push_rejected": "every push of {main} was rejected because {main} kept moving",
-    "branch_moved": "the branch moved after finalize_ready",
-    "not_reachable": "the candidate sha is not on the remote",
-    "git_error": "a git command failed",
-}
 
 # Sizes chosen so one path's hunks fit a Discord embed field set (1,024 chars per field, 6,000 per
 # embed) with room for the heading, and a todo stays readable.

@@ -24,6 +24,7 @@ from pydantic import (
 
 from integrator import limits, timestamps
 from integrator.errors import InvalidInput
+from integrator.reasons import ReasonCode
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 _SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -134,9 +135,8 @@ class IntegrationBlocked(_Payload):
     slug: Slug
     branch: Branch
     sha: Sha
-    reason_code: Literal[
-        "merge_conflict", "verify_failed", "push_rejected", "branch_moved", "not_reachable", "git_error"
-    ]
+    # Not strict: the runtime hands over the code's text as often as the enum member.
+    reason_code: Annotated[ReasonCode, Field(strict=False)]
     evidence: dict[str, Any]
     next_action: StrictStr
     follow_up_slug: StrictStr | None = None

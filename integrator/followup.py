@@ -29,9 +29,11 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from integrator import followup_template as tpl
-from integrator.blocked import REASON_SUMMARIES, check_reason_code, code_span, plan_steps
+from integrator import reasons
+from integrator.blocked import code_span, plan_steps
 from integrator.errors import InvalidInput
 from integrator.events import check_branch_name, check_sha, check_slug
+from integrator.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ def _short(value: object) -> str:
 
 def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch: str) -> str:
     """The evidence as markdown for requirements.md: the trimmed texts, never the ``*_full`` ones."""
-    if reason_code == "merge_conflict" and "conflicted_paths" in evidence:
+    if reason_code == ReasonCode.MERGE_CONFLICT and "conflicted_paths" in evidence:
         paths = [str(p) for p in evidence.get("conflicted_paths") or []]
         shas = [
             f"{label} {code_span(str(evidence[key]))}"
@@ -242,7 +244,7 @@ def evidence_markdown(reason_code: str, evidence: dict[str, Any], *, main_branch
         for path, text in hunks.items():
             parts += ["", f"### {code_span(str(path))}", "", fenced(str(text))]
         return "\n".join(parts).strip("\n")
-    if reason_code == "verify_failed" and "log_tail" in evidence:
+    if reason_code == ReasonCode.VERIFY_FAILED and "log_tail" in evidence:
         how = "timed out" if evidence.get("timed_out") else f"exit status {evidence.get('exit_status')}"
         return "\n".join(
             [
@@ -326,7 +328,7 @@ def write_followup(
         check_branch_name(branch)
     except ValueError as err:
         raise InvalidInput(f"branch: {err}") from None
-    check_reason_code(reason_code)
+    code = reasons.check_reason_code(reason_code)
     if not blocked_at:
         raise InvalidInput("blocked_at: must not be empty")
 
@@ -367,7 +369,7 @@ def write_followup(
         "main_sha": code_span(main_sha) if main_sha else "(unknown)",
         "main_branch": code_span(main_branch),
         "reason_code": reason_code,
-        "reason_summary": REASON_SUMMARIES[reason_code].format(main=main_branch),
+        "reason_summary": reasons.summary(code, main_branch=main_branch),
         "blocked_count": str(count),
         "first_blocked_at": str(state["first_blocked_at"]),
         "last_blocked_at": blocked_at,

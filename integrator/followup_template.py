@@ -14,6 +14,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from integrator import reasons
+
 TEMPLATE_NAME = "integration-blocked"
 
 REQUIREMENTS_MD = """\
@@ -96,7 +98,7 @@ PLACEHOLDERS: dict[str, str] = {
     "sha": "the candidate sha that was blocked (the newest block)",
     "main_sha": "the main sha the integration was tried on",
     "main_branch": "the configured main branch name",
-    "reason_code": "merge_conflict, verify_failed, push_rejected, branch_moved, not_reachable or git_error",
+    "reason_code": reasons.listed(),
     "reason_summary": "half a sentence saying what the reason code means",
     "blocked_count": "how many times this slug has been blocked since the follow-up was created",
     "first_blocked_at": "UTC ISO-8601 time of the first block",

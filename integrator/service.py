@@ -18,6 +18,7 @@ from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused, StaleState
 from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
 from integrator.journal import Appended
+from integrator.reasons import ReasonCode, ResumeWhen, resume_when
 from integrator.store import Store, rows
 
 
@@ -268,9 +269,10 @@ class Integrator:
     async def _changed_since_block(self, item: queue.Item, view: readiness.GitView) -> list[str]:
         cfg = self.cfg
         reason = item.block_reason or ""
-        if reason in ("push_rejected", "git_error"):
+        when = resume_when(reason)
+        if when is ResumeWhen.OPERATOR_SAYS_SO:
             return [f"{reason} comes from the remote or the machine; resumed on the operator's word"]
-        if reason in ("branch_moved", "not_reachable"):
+        if when is ResumeWhen.BRANCH_HOLDS_SHA:
             # Changed means readiness condition 4 holds again (branch policy included): the sha merely
             # being somewhere on the remote would only block it again at dequeue.
             cand = await self.store.read(lambda c: readiness.get(c, item.candidate_id))
@@ -306,12 +308,12 @@ class Integrator:
 
 def _unchanged_message(item: queue.Item, view: readiness.GitView, cfg: Config) -> str:
     reason = item.block_reason or "blocked"
-    if reason == "branch_moved":
+    if reason == ReasonCode.BRANCH_MOVED:
         return (
             f"{item.slug} stays blocked (branch_moved): {item.branch} is at {str(view.tips.get(item.branch))[:10]}, "
             f"not {item.sha[:10]}. Emit finalize_ready for the new tip instead."
         )
-    if reason == "not_reachable":
+    if reason == ReasonCode.NOT_REACHABLE:
         return (
             f"{item.slug} stays blocked (not_reachable): {item.branch} on the remote does not hold {item.sha[:10]}. "
             f"Push it first: git push {cfg.remote} {item.sha}:refs/heads/{item.branch}"

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from integrator import authority, blocked, git, isolation
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
+from integrator.reasons import ReasonCode
 from integrator.recovery import VerifyRecord
 
 # The log kept from a verify that prints without end; evidence shows a tail of it anyway.
@@ -39,7 +40,7 @@ class Unisolated(IntegratorError):
 class Failure:
     """Why the candidate is blocked: ``verify_failed`` or ``git_error`` (its tree cannot be checked out)."""
 
-    reason_code: str
+    reason_code: ReasonCode
     evidence: dict[str, Any]
 
 
@@ -102,7 +103,7 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
         except GitError as err:
             # The candidate's own tree cannot be written out (a name too long, too big to finish in time).
             evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
-            return Failure("git_error", {**evidence, "stage": "checkout"})
+            return Failure(ReasonCode.GIT_ERROR, {**evidence, "stage": "checkout"})
         argv = list(command)
         if sandbox.kind == "namespaces":
             hidden = isolation.hidden_paths(cfg, [work_root(), *await remote_dirs(cfg)])
@@ -113,7 +114,7 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
         if status == 0:
             return None
         evidence = blocked.verify_evidence(list(command), status, log, timed_out=timed_out, secrets=secrets)
-        return Failure("verify_failed", {**evidence, "isolation": sandbox.kind})
+        return Failure(ReasonCode.VERIFY_FAILED, {**evidence, "isolation": sandbox.kind})
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
         record.done()

@@ -42,6 +42,7 @@ from integrator.events import iso, make_event
 from integrator.journal import append
 from integrator.lease import Lease, fenced
 from integrator.phases import PhaseProbe
+from integrator.reasons import ReasonCode
 from integrator.store import Store
 
 Guard = Callable[[], Awaitable[Lease]]
@@ -172,7 +173,9 @@ class Workflow:
                     raise Fault(f"{cfg.remote}/{cfg.main_branch} does not exist")
                 unfetched = view.unfetched.get(item.branch)
                 if unfetched is not None and unfetched.sha == item.sha:
-                    return await self.block(item, "git_error", unfetched.evidence, main_sha=main_before)
+                    return await self.block(
+                        item, ReasonCode.GIT_ERROR, unfetched.evidence, main_sha=main_before
+                    )
                 stage = "safety"
                 safety.raise_if_unsafe(
                     await safety.check_preconditions(
@@ -193,7 +196,7 @@ class Workflow:
                         main_branch=cfg.main_branch,
                         timeout=t,
                     )
-                    return await self.block(item, "merge_conflict", evidence, main_sha=main_before)
+                    return await self.block(item, ReasonCode.MERGE_CONFLICT, evidence, main_sha=main_before)
                 if cfg.merge_strategy == "squash" and merge.tree == await git.tree_of(
                     repo, main_before, timeout=t
                 ):
@@ -240,7 +243,7 @@ class Workflow:
                         pushed.stderr,
                         secrets=secrets,
                     )
-                    return await self.block(item, "push_rejected", evidence, main_sha=main_before)
+                    return await self.block(item, ReasonCode.PUSH_REJECTED, evidence, main_sha=main_before)
                 last_push_error = pushed.stderr
             except _Withdrawn as stopped:
                 return Outcome("withdrawn", stopped.record)
@@ -251,12 +254,16 @@ class Workflow:
                     return await self.requeue_for_fault(item, err, stage=stage)
                 evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
                 evidence.update(stage=stage, error=str(err))
-                return await self.block(item, "git_error", evidence, main_sha=view.main_sha if view else None)
+                return await self.block(
+                    item, ReasonCode.GIT_ERROR, evidence, main_sha=view.main_sha if view else None
+                )
         evidence = blocked.git_failure_evidence(
             ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=secrets
         )
         evidence["retries"] = cfg.push_retries
-        return await self.block(item, "push_rejected", evidence, main_sha=view.main_sha if view else None)
+        return await self.block(
+            item, ReasonCode.PUSH_REJECTED, evidence, main_sha=view.main_sha if view else None
+        )
 
     async def _recheck(self, item: queue.Item, view: readiness.GitView) -> Outcome | None:
         """Readiness against fresh refs; an outcome when the candidate must not be merged now."""
@@ -278,7 +285,7 @@ class Workflow:
                 item, view.main_sha, view.main_sha, view.main_sha, time.monotonic(), already_on_main=True
             )
         evidence = {"reason": reasons[0].message, "branch_tip": view.tips.get(item.branch), "sha": item.sha}
-        reason_code = "branch_moved" if code == "branch_moved" else "not_reachable"
+        reason_code = ReasonCode.BRANCH_MOVED if code == "branch_moved" else ReasonCode.NOT_REACHABLE
         return await self.block(item, reason_code, evidence, main_sha=view.main_sha)
 
     def _secrets(self) -> list[str]:
@@ -362,7 +369,7 @@ class Workflow:
         return Outcome("integrated", payload)
 
     async def block(
-        self, item: queue.Item, reason_code: str, evidence: dict[str, Any], *, main_sha: str | None
+        self, item: queue.Item, reason_code: ReasonCode, evidence: dict[str, Any], *, main_sha: str | None
     ) -> Outcome:
         lease = await self.guard()
         now = self._now()
@@ -474,7 +481,7 @@ class Workflow:
                 evidence.update(
                     blocked.git_failure_evidence(err.command, err.stderr, secrets=self._secrets())
                 )
-            return await self.block(item, "git_error", evidence, main_sha=None)
+            return await self.block(item, ReasonCode.GIT_ERROR, evidence, main_sha=None)
         lease = await self.guard()
         now = self._now()
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from integrator.reasons import ReasonCode
 from teleclaude.adapters.discord_format import (
     COLOR_BLOCKED,
     CONTENT_MAX,
@@ -36,14 +37,23 @@ from teleclaude.adapters.discord_format import (
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
-REASONS = {
-    "merge_conflict": "merge conflict",
-    "verify_failed": "verify failed",
-    "push_rejected": "push rejected",
-    "branch_moved": "branch moved",
-    "not_reachable": "sha not reachable",
-    "git_error": "git error",
+# The short label of each reason code; a test checks it covers exactly ReasonCode.
+REASONS: dict[ReasonCode, str] = {
+    ReasonCode.MERGE_CONFLICT: "merge conflict",
+    ReasonCode.VERIFY_FAILED: "verify failed",
+    ReasonCode.PUSH_REJECTED: "push rejected",
+    ReasonCode.BRANCH_MOVED: "branch moved",
+    ReasonCode.NOT_REACHABLE: "sha not reachable",
+    ReasonCode.GIT_ERROR: "git error",
 }
+
+
+def reason_label(code_: str) -> str:
+    """The short label of a reason code; a code this version does not know is shown as its words."""
+    try:
+        return REASONS[ReasonCode(code_)]
+    except ValueError:
+        return code_.replace("_", " ")
 
 
 class NotificationError(ValueError):
@@ -147,7 +157,7 @@ def render_integration_completed(p: _Fields) -> MessageSpec:
 
 
 def _blocked_reason_line(code_: str, evidence: Mapping[str, Any]) -> str:
-    reason = REASONS.get(code_, code_.replace("_", " "))
+    reason = reason_label(code_)
     if code_ == "merge_conflict":
         paths = evidence.get("conflicted_paths") or []
         return f"{reason} in {plural(len(paths), 'file')}" if paths else reason

@@ -22,7 +22,7 @@ from teleclaude.adapters.discord_format import (
     plural,
     short,
 )
-from teleclaude.adapters.discord_render import REASONS, MessageSpec
+from teleclaude.adapters.discord_render import MessageSpec, reason_label
 
 COMMAND = "/integrate"
 # Lists stop here even when more would fit: a phone screen, not a log.
@@ -55,8 +55,7 @@ def _bounded(head: str, lines: Sequence[str], *, total: int | None = None, limit
 
 
 def _reason(code_: object) -> str:
-    text = str(code_ or "blocked")
-    return REASONS.get(text, text.replace("_", " "))
+    return reason_label(str(code_ or "blocked"))
 
 
 # ------------------------------------------------------------------------------------------- status

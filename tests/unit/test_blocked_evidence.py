@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from integrator import blocked, git
 from integrator.errors import GitError, InvalidInput
+from integrator.reasons import REASON_CODES
 
 _ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -413,7 +414,7 @@ def test_git_failure_evidence_tails_long_stderr() -> None:
 # ---------------------------------------------------------------------------------- next action
 
 
-@pytest.mark.parametrize("code", blocked.REASON_CODES)
+@pytest.mark.parametrize("code", REASON_CODES)
 def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
     evidence = {
         "conflicted_paths": ["a.py", "b.py"],
@@ -491,7 +492,7 @@ def test_unknown_reason_code_is_refused() -> None:
         blocked.plan_steps("exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
 
 
-@pytest.mark.parametrize("code", blocked.REASON_CODES)
+@pytest.mark.parametrize("code", REASON_CODES)
 def test_every_plan_ends_by_confirming_the_integration(code: str) -> None:
     steps = blocked.plan_steps(code, slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
     assert len(steps) >= 3

@@ -12,9 +12,10 @@ from ruamel.yaml import YAML
 
 from integrator import followup
 from integrator import followup_template as tpl
-from integrator.blocked import REASON_CODES, next_action
+from integrator.blocked import next_action
 from integrator.errors import InvalidInput
 from integrator.followup import RoadmapError, resolve_followup, write_followup
+from integrator.reasons import REASON_CODES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHA = "1" * 40
