@@ -22,7 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from integrator import authority, git
+from integrator import git
+from integrator.authority.hooks import install_hooks
+from integrator.authority.remote import RemotePaths
 from integrator.config import build_config, write_config
 
 ENV = {
@@ -84,7 +86,7 @@ def stored_events(db: Path) -> int:
 
 def wait_drained(bare: Path, db: Path, expected: int, timeout: float = 60.0) -> float | None:
     """Milliseconds until every push is in the database (None if it never got there)."""
-    spool = authority.RemotePaths(bare).spool
+    spool = RemotePaths(bare).spool
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if not any(spool.glob("*.push")) and stored_events(db) >= expected:
@@ -109,7 +111,7 @@ def main() -> None:
         config_path = root / "integrator.toml"
         cfg = build_config({"repo": str(work), "mode": "cutover"}, config_path)
         write_config(cfg, config_path)
-        authority.install_hooks(cfg, hooked)
+        install_hooks(cfg, hooked)
 
         half = (pushes + 1) // 2
         shas = commit_chain(work, WARMUP + 2 * half)

@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from integrator import authority, outbox, settings
+from integrator import outbox, settings
+from integrator.authority.record import read_record
+from integrator.authority.remote import write_remote_mode
 from integrator.config import Config
 from integrator.errors import Refused
 from integrator.events import iso
@@ -30,7 +32,7 @@ AUTOMATIC_BY = "integrator (automatic rollback)"
 
 def hooks_problems(cfg: Config) -> list[str]:
     """Why the remote is not ready to enforce cutover (empty when installed and verified)."""
-    record = authority.read_record(cfg)
+    record = read_record(cfg)
     if not record.get("installed_at") or not record.get("bare"):
         return ["the hooks are not installed: run `integrator hooks install --remote <bare repository>`"]
     problems = []
@@ -46,7 +48,7 @@ def hooks_problems(cfg: Config) -> list[str]:
 
 
 async def _sync_remote(cfg: Config, mode: str) -> None:
-    bare = authority.read_record(cfg).get("bare")
+    bare = read_record(cfg).get("bare")
     if not bare:
         return
     if not (Path(bare) / "HEAD").is_file():
@@ -55,7 +57,7 @@ async def _sync_remote(cfg: Config, mode: str) -> None:
         raise Refused(
             f"the recorded bare repository {bare} is gone; reinstall the hooks where the remote lives"
         )
-    await asyncio.to_thread(authority.write_remote_mode, Path(bare), mode)
+    await asyncio.to_thread(write_remote_mode, Path(bare), mode)
 
 
 async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@ Only a remote with the integrator's hooks enforces this (``integrator hooks inst
 
 from __future__ import annotations
 
-from integrator import authority, git
+from integrator import git
+from integrator.authority.credential import TOKEN_OPTION, push_options_env, read_credential
+from integrator.authority.record import read_record
 from integrator.config import Config
 from integrator.errors import GitError, LeaseLost
 
@@ -26,14 +28,12 @@ _EPOCH = "1970-01-01T00:00:00+0000"
 
 def enforced(cfg: Config) -> bool:
     """True when the integrator installed its hooks on a remote (so the remote keeps the fence)."""
-    return bool(authority.read_record(cfg).get("bare"))
+    return bool(read_record(cfg).get("bare"))
 
 
 def main_push_env(cfg: Config, fencing: int) -> dict[str, str]:
     """The push options of a push of main: the credential and the lease's fencing number."""
-    return authority.push_options_env(
-        [f"{authority.TOKEN_OPTION}={authority.read_credential(cfg)}", f"{FENCING_OPTION}={fencing}"]
-    )
+    return push_options_env([f"{TOKEN_OPTION}={read_credential(cfg)}", f"{FENCING_OPTION}={fencing}"])
 
 
 def refused(push_output: str) -> bool:

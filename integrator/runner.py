@@ -19,8 +19,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from integrator import authority, cutover, fence, git, pipeline, procs, readiness, recovery, settings
+from integrator import cutover, fence, git, pipeline, procs, readiness, recovery, settings
 from integrator import lease as leases
+from integrator.authority.record import read_record
+from integrator.authority.remote import RemotePaths
+from integrator.authority.spool import ingest_spool
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
 from integrator.events import iso, utcnow
@@ -336,12 +339,12 @@ class Runner:
 
     async def _ingest_spool(self) -> None:
         """Safety net for the post-receive hook: store any branch_pushed it spooled but did not ingest."""
-        bare = authority.read_record(self.cfg).get("bare")
-        if not bare or not any(authority.RemotePaths(Path(bare)).spool.glob("*.push")):
+        bare = read_record(self.cfg).get("bare")
+        if not bare or not any(RemotePaths(Path(bare)).spool.glob("*.push")):
             return
         try:
             # ingest_spool runs its own event loop and store connection: keep it off ours.
-            await asyncio.to_thread(authority.ingest_spool, self.cfg, bare)
+            await asyncio.to_thread(ingest_spool, self.cfg, bare)
         except IntegratorError as err:
             log.warning("event=spool_ingest_failed error=%s", err)
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from integrator import authority, blocked, git, isolation
+from integrator import blocked, git, isolation
+from integrator.authority.record import read_record
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
 from integrator.reasons import ReasonCode
@@ -75,7 +76,7 @@ async def remote_dirs(cfg: Config) -> list[Path]:
         path = Path(spec) if Path(spec).is_absolute() else cfg.repo / spec
         found.append(path)
     with contextlib.suppress(IntegratorError):
-        bare = authority.read_record(cfg).get("bare")
+        bare = read_record(cfg).get("bare")
         if bare:
             found.append(Path(bare))
     return [p for p in found if p.exists()]

@@ -7,13 +7,17 @@ import sys
 
 import click
 
-from integrator import authority, preflight, remote_serve
+from integrator import preflight, remote_serve
+from integrator.authority import verify as bypass
+from integrator.authority.hooks import HOOK_MARKER, InstallReport, install_hooks
+from integrator.authority.remote import MODES, RemotePaths, check_bare
+from integrator.authority.spool import ingest_spool
 from integrator.cli.common import echo_json, fail, get_config, handle_errors
 
 _OK = {True: "yes", False: "NO"}
 
 
-def _print_install(report: authority.InstallReport) -> None:
+def _print_install(report: InstallReport) -> None:
     if not report.changes:
         click.echo(f"hooks already installed in {report.bare}; nothing changed (mode: {report.mode})")
         return
@@ -28,7 +32,7 @@ def _print_install(report: authority.InstallReport) -> None:
     )
 
 
-def _print_verify(report: authority.VerifyReport) -> None:
+def _print_verify(report: bypass.VerifyReport) -> None:
     t = report.transport
     click.echo(f"remote: {t.shown} ({t.scheme}, {t.kind} transport)")
     click.echo(f"mode:   {report.mode} ({report.mode_source})")
@@ -79,7 +83,7 @@ def register(cli: click.Group) -> None:
         """Install the hooks, pin core.hooksPath, and place the integrator's credential (idempotent)."""
         cfg = get_config(ctx)
         preflight.full(cfg)
-        report = authority.install_hooks(cfg, remote, force=force)
+        report = install_hooks(cfg, remote, force=force)
         if as_json:
             echo_json(report.as_dict())
         else:
@@ -103,7 +107,7 @@ def register(cli: click.Group) -> None:
             # A detached ingestion nobody watches must not live forever (a stuck database, a
             # thread that keeps the interpreter from exiting); SIGALRM's default action ends it.
             signal.alarm(deadline)
-        report = authority.ingest_spool(get_config(ctx), remote)
+        report = ingest_spool(get_config(ctx), remote)
         for reason in report.skipped:
             click.echo(f"skipped: {reason}", err=True)
         if as_json:
@@ -123,9 +127,9 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def serve(remote: str, port: int | None) -> None:
         """Serve the bare repository with git daemon on 127.0.0.1 until SIGINT/SIGTERM."""
-        bare = authority.check_bare(remote)
-        hook = authority.RemotePaths(bare).hooks / "pre-receive"
-        if not (hook.is_file() and authority.HOOK_MARKER in hook.read_text(errors="replace")):
+        bare = check_bare(remote)
+        hook = RemotePaths(bare).hooks / "pre-receive"
+        if not (hook.is_file() and HOOK_MARKER in hook.read_text(errors="replace")):
             click.echo(
                 f"warning: no integrator hooks in {bare}; run `integrator hooks install` first", err=True
             )
@@ -148,7 +152,7 @@ def register(cli: click.Group) -> None:
     )
     @click.option(
         "--mode",
-        type=click.Choice(authority.MODES),
+        type=click.Choice(MODES),
         default=None,
         help="Expected mode when the remote's mode file cannot be read (remote URLs).",
     )
@@ -157,7 +161,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def verify(ctx: click.Context, remote: str, mode: str | None, as_json: bool) -> None:
         """Try every known bypass against the remote, restore main, and print what held (exit 1 if not)."""
-        report = authority.verify(get_config(ctx), remote, mode=mode)
+        report = bypass.verify(get_config(ctx), remote, mode=mode)
         if as_json:
             echo_json(report.as_dict())
         else:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from integrator.authority.record import read_record, record_path
+from integrator.authority.remote import read_remote_mode
 from integrator.errors import IntegratorError
 from integrator.readonly import StoreUnavailable, read_store
 
@@ -168,21 +170,17 @@ def _verify_text(record: dict[str, Any]) -> str:
 
 def _authority_record(cfg: Config) -> dict[str, Any] | str:
     """``authority.json`` as a dict, or why it cannot be used (never installed, unreadable)."""
-    from integrator import authority
-
     try:
-        record = authority.read_record(cfg)
+        record = read_record(cfg)
     except IntegratorError as err:
         return err.message
     if not record.get("installed_at") or not record.get("bare"):
-        return f"hooks not installed (no install recorded in {authority.record_path(cfg)})"
+        return f"hooks not installed (no install recorded in {record_path(cfg)})"
     return record
 
 
 def hooks_evidence(cfg: Config) -> str | None:
     """Where ``authority.json`` says the hooks are installed, and what the remote's mode file enforces."""
-    from integrator import authority
-
     record = _authority_record(cfg)
     if isinstance(record, str):
         return record
@@ -190,7 +188,7 @@ def hooks_evidence(cfg: Config) -> str | None:
     text = f"hooks installed on {bare} at {_when(record['installed_at'])}"
     if not (bare / "HEAD").is_file():
         return text + "; that bare repository is gone"
-    enforced = authority.read_remote_mode(bare)
+    enforced = read_remote_mode(bare)
     if enforced is None:
         return text + "; its mode file is missing or unreadable (the hook fails closed: cutover)"
     text += f"; the remote enforces {enforced}"

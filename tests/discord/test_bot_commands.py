@@ -40,7 +40,9 @@ from harness import (
     slash_payload,
 )
 
-from integrator import authority, settings
+from integrator import settings
+from integrator.authority.record import update_record
+from integrator.authority.remote import read_remote_mode
 from integrator.events import iso, utcnow
 from integrator.service import Integrator
 
@@ -321,7 +323,7 @@ async def test_withdraw_by_an_admin_and_by_the_worker_who_emitted_it(bot_env: Bo
 def _hooks_verified(env: BotEnv) -> None:
     """What `integrator hooks install` + `authority verify` leave behind (their own tests run them)."""
     now = iso(utcnow())
-    authority.update_record(
+    update_record(
         env.cfg,
         {"bare": str(env.sandbox.remote), "installed_at": now, "verify_result": "pass", "verified_at": now},
     )
@@ -341,12 +343,12 @@ async def test_cutover_then_rollback_switch_store_and_remote(bot_env: BotEnv) ->
         "Reason: parity is fine\nParity 0.0% over 0 candidates"
     )
     assert (await bot_env.integ.status())["mode_by"] == BY_ADMIN
-    assert authority.read_remote_mode(bot_env.sandbox.remote) == "cutover"
+    assert read_remote_mode(bot_env.sandbox.remote) == "cutover"
     await wait_for_post(bot_env, "Mode is now **cutover**")
 
     text = await deferred_reply(bot_env, "rollback", {"reason": "flaky remote"})
     assert text == "🔮 Mode is now **shadow**: people may push main again.\nReason: flaky remote"
-    assert authority.read_remote_mode(bot_env.sandbox.remote) == "shadow"
+    assert read_remote_mode(bot_env.sandbox.remote) == "shadow"
     text = await deferred_reply(bot_env, "rollback", {"reason": "again"})
     assert text.startswith("🚫 `/integrate rollback`: already in shadow (since ")
 

@@ -15,7 +15,10 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from integrator import authority, git
+from integrator import git
+from integrator.authority.credential import credential_push_env
+from integrator.authority.hooks import install_hooks
+from integrator.authority.remote import RemotePaths
 from integrator.cli import cli
 from integrator.config import Config, build_config, write_config
 
@@ -44,8 +47,8 @@ class Setup:
     config_path: Path
 
     @property
-    def paths(self) -> authority.RemotePaths:
-        return authority.RemotePaths(self.bare)
+    def paths(self) -> RemotePaths:
+        return RemotePaths(self.bare)
 
     def main_sha(self) -> str | None:
         out = g(self.bare, "rev-parse", "--verify", "--quiet", "refs/heads/main", check=False)
@@ -59,7 +62,7 @@ class Setup:
         return g(self.work, "push", *args, check=False, env=env)
 
     def integrator_push(self, *args: str) -> git.Result:
-        return self.push(*args, env=authority.credential_push_env(self.cfg))
+        return self.push(*args, env=credential_push_env(self.cfg))
 
     def cli(self, *args: str) -> Result:
         return CliRunner().invoke(cli, ["--config", str(self.config_path), *args], catch_exceptions=False)
@@ -100,7 +103,7 @@ def make_setup(root: Path, *, mode: str = "cutover", install: bool = True, **con
     write_config(cfg, config_path)
     setup = Setup(root=root, bare=bare, work=work, cfg=cfg, config_path=config_path)
     if install:
-        authority.install_hooks(cfg, bare)
+        install_hooks(cfg, bare)
     return setup
 
 

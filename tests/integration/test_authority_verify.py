@@ -10,7 +10,9 @@ import pytest
 from authority_helpers import Setup, g, make_setup
 from conftest import wait_for
 
-from integrator import authority, remote_serve
+from integrator import remote_serve
+from integrator.authority.credential import ensure_credential
+from integrator.authority.hooks import read_legacy_pushes
 
 EVERY_VARIANT = {
     "integrator's push (credential as push option)",
@@ -105,8 +107,8 @@ def test_shadow_on_a_path_remote_expects_main_open_and_leaves_no_trace(tmp_path:
     assert all(rows[name]["actual"] == "allowed" for name in LOOKALIKES)  # and deleted again
     assert _heads(s) == heads_before
     # Probe pushes are marked: not legacy pushes for the parity report, not readiness events.
-    assert authority.read_legacy_pushes(s.bare) == []
-    assert authority.read_legacy_pushes(s.bare, include_probes=True)
+    assert read_legacy_pushes(s.bare) == []
+    assert read_legacy_pushes(s.bare, include_probes=True)
     assert s.spool_files() == []
 
 
@@ -208,7 +210,7 @@ def test_the_credential_never_leaks(tmp_path: Path) -> None:
 
 def test_a_remote_without_hooks_fails_and_main_is_put_back_in_place(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="cutover", install=False)
-    authority.ensure_credential(s.cfg)
+    ensure_credential(s.cfg)
     heads_before = _heads(s)
 
     status, report, output = _verify_json(s, str(s.bare))
@@ -222,7 +224,7 @@ def test_a_remote_without_hooks_fails_and_main_is_put_back_in_place(tmp_path: Pa
 
 def test_an_unreachable_bare_and_a_failing_integrator_push_mean_no_probes(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="cutover", install=False)
-    authority.ensure_credential(s.cfg)
+    ensure_credential(s.cfg)
     heads_before = _heads(s)
     with remote_serve.serving(s.bare) as daemon:
         status, report, output = _verify_json(s, daemon.url)

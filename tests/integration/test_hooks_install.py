@@ -12,7 +12,8 @@ import pytest
 from authority_helpers import g, make_setup, snapshot
 from conftest import wait_for
 
-from integrator import authority
+from integrator.authority.hooks import HOOK_MARKER, install_hooks
+from integrator.authority.remote import read_remote_mode, write_remote_mode
 from integrator.service import Integrator
 
 
@@ -28,7 +29,7 @@ def test_install_writes_hooks_pinned_config_credential_and_record(tmp_path: Path
     for name in ("pre-receive", "post-receive"):
         hook = s.bare / "hooks" / name
         text = hook.read_text()
-        assert text.startswith("#!/bin/sh\n") and authority.HOOK_MARKER in text
+        assert text.startswith("#!/bin/sh\n") and HOOK_MARKER in text
         assert _mode(hook) & 0o111
         assert "@" + "STATE@" not in text  # every placeholder rendered
     assert "refs/heads/main" in (s.bare / "hooks" / "pre-receive").read_text()
@@ -74,9 +75,9 @@ def test_second_install_changes_nothing(tmp_path: Path) -> None:
 
 def test_install_keeps_an_existing_mode_file(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="shadow")
-    authority.write_remote_mode(s.bare, "cutover")
-    authority.install_hooks(s.cfg, s.bare)
-    assert authority.read_remote_mode(s.bare) == "cutover"
+    write_remote_mode(s.bare, "cutover")
+    install_hooks(s.cfg, s.bare)
+    assert read_remote_mode(s.bare) == "cutover"
 
 
 @pytest.mark.parametrize(("configured", "live"), [("cutover", "shadow"), ("shadow", "cutover")])
@@ -93,7 +94,7 @@ def test_a_new_remote_enforces_the_mode_the_store_runs_in(tmp_path: Path, config
     asyncio.run(switch())
     result = s.cli("hooks", "install", "--remote", str(s.bare))
     assert result.exit_code == 0, result.output
-    assert authority.read_remote_mode(s.bare) == live
+    assert read_remote_mode(s.bare) == live
     assert f"set the remote's mode to {live}" in result.output
 
 
@@ -126,7 +127,7 @@ def test_foreign_hook_is_refused_then_replaced_with_a_backup_under_force(tmp_pat
     assert forced.exit_code == 0, forced.output
     backups = list((s.bare / "hooks").glob("pre-receive.pre-integrator.*"))
     assert len(backups) == 1 and "someone else's hook" in backups[0].read_text()
-    assert authority.HOOK_MARKER in foreign.read_text()
+    assert HOOK_MARKER in foreign.read_text()
 
 
 def test_a_foreign_hooks_path_is_refused_without_force(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from authority_helpers import ZERO, g, make_setup
 
-from integrator import authority
+from integrator.authority.credential import probe_marker
+from integrator.authority.hooks import read_legacy_pushes
+from integrator.authority.remote import read_remote_mode, write_remote_mode
 from integrator.errors import InvalidInput
 
 
@@ -41,7 +43,7 @@ def test_cutover_rejects_the_whole_push_when_main_rides_along(tmp_path: Path) ->
 def test_feature_branches_pass_in_both_modes(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="cutover")
     for mode in ("cutover", "shadow"):
-        authority.write_remote_mode(s.bare, mode)
+        write_remote_mode(s.bare, mode)
         sha = s.commit(f"feature in {mode}")
         result = s.push("origin", f"HEAD:refs/heads/feature-{mode}")
         assert result.returncode == 0, result.stderr
@@ -85,7 +87,7 @@ def test_shadow_lets_legacy_pushes_through_and_records_them(tmp_path: Path) -> N
     assert s.push("origin", f"{new}:refs/heads/main").returncode == 0
     assert s.push("origin", "HEAD:refs/heads/feature-x").returncode == 0
 
-    pushes = authority.read_legacy_pushes(s.bare)
+    pushes = read_legacy_pushes(s.bare)
     assert [(p.old, p.new, p.ref, p.probe) for p in pushes] == [(old, new, "refs/heads/main", False)]
     assert pushes[0].pushed_at.tzinfo is not None
     assert s.main_sha() == new
@@ -95,7 +97,7 @@ def test_shadow_does_not_record_the_integrators_own_push(tmp_path: Path) -> None
     s = make_setup(tmp_path, mode="shadow")
     s.commit("integrator")
     assert s.integrator_push("origin", "main").returncode == 0
-    assert authority.read_legacy_pushes(s.bare, include_probes=True) == []
+    assert read_legacy_pushes(s.bare, include_probes=True) == []
 
 
 @pytest.mark.parametrize("content", [None, "", "garbage\n", "shadowy\n"])
@@ -130,7 +132,7 @@ def test_a_server_side_symbolic_ref_to_main_counts_as_main(tmp_path: Path) -> No
 def test_refs_heads_HEAD_is_refused_in_both_modes(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="shadow")
     for mode in ("shadow", "cutover"):
-        authority.write_remote_mode(s.bare, mode)
+        write_remote_mode(s.bare, mode)
         result = s.push("origin", "HEAD:refs/heads/HEAD")
         assert result.returncode == 1 and "refs/heads/HEAD is never a branch" in result.stderr
         assert g(s.bare, "show-ref", "--verify", "--quiet", "refs/heads/HEAD", check=False).returncode != 0
@@ -148,7 +150,7 @@ def test_hooks_need_nothing_from_the_pushers_path(tmp_path: Path) -> None:
     result = s.push("origin", "main", env={"PATH": str(only_git)})
 
     assert result.returncode == 0, result.stderr
-    pushes = authority.read_legacy_pushes(s.bare)
+    pushes = read_legacy_pushes(s.bare)
     assert len(pushes) == 1 and pushes[0].pushed_at.year >= 2024  # `date` was found by absolute path
 
 
@@ -164,10 +166,10 @@ def test_a_main_deletion_is_refused_in_cutover(tmp_path: Path) -> None:
 def test_write_remote_mode_is_atomic_and_validated(tmp_path: Path) -> None:
     s = make_setup(tmp_path, mode="shadow")
     with pytest.raises(InvalidInput):
-        authority.write_remote_mode(s.bare, "off")
-    assert authority.read_remote_mode(s.bare) == "shadow"
-    authority.write_remote_mode(s.bare, "cutover")
-    assert authority.read_remote_mode(s.bare) == "cutover"
+        write_remote_mode(s.bare, "off")
+    assert read_remote_mode(s.bare) == "shadow"
+    write_remote_mode(s.bare, "cutover")
+    assert read_remote_mode(s.bare) == "cutover"
     assert not [p for p in s.paths.state.iterdir() if p.name.startswith(".mode")]
 
 
@@ -180,10 +182,10 @@ def test_read_legacy_pushes_skips_probes_and_junk(tmp_path: Path) -> None:
         "half a line\n"
         f"{a} {ZERO} refs/heads/main 1700000002\n"
     )
-    pushes = authority.read_legacy_pushes(s.bare)
+    pushes = read_legacy_pushes(s.bare)
     assert [(p.old, p.new) for p in pushes] == [(a, b), (a, ZERO)]
     assert pushes[1].deleted and not pushes[0].created
-    assert len(authority.read_legacy_pushes(s.bare, include_probes=True)) == 3
+    assert len(read_legacy_pushes(s.bare, include_probes=True)) == 3
     assert os.path.exists(s.paths.legacy_log)
 
 
@@ -208,19 +210,19 @@ def test_a_chain_of_symbolic_refs_after_pack_refs_still_counts_as_main(tmp_path:
 def test_a_probe_marker_counts_only_when_it_proves_the_credential(tmp_path: Path) -> None:
     """In shadow a probe push is left out of the parity evidence: only with a marker made from the credential."""
     s = make_setup(tmp_path, mode="shadow")
-    wrong = authority.probe_marker("not-the-credential", "1234")
+    wrong = probe_marker("not-the-credential", "1234")
     forged = ["integrator-probe=x", "integrator-probe=1234", "integrator-probe=1234.abc", wrong]
     for marker in forged:
         s.commit(f"forged {marker}")
         pushed = s.push("-o", marker, "origin", "main")
         assert pushed.returncode == 0, pushed.stderr
-    forged_pushes = authority.read_legacy_pushes(s.bare)
+    forged_pushes = read_legacy_pushes(s.bare)
     assert len(forged_pushes) == len(forged) and not any(p.probe for p in forged_pushes)
 
     s.commit("a real probe")
-    assert s.push("-o", authority.probe_marker(s.credential(), "5678"), "origin", "main").returncode == 0
-    assert authority.read_legacy_pushes(s.bare) == forged_pushes
-    assert [p.probe for p in authority.read_legacy_pushes(s.bare, include_probes=True)][-1] is True
+    assert s.push("-o", probe_marker(s.credential(), "5678"), "origin", "main").returncode == 0
+    assert read_legacy_pushes(s.bare) == forged_pushes
+    assert [p.probe for p in read_legacy_pushes(s.bare, include_probes=True)][-1] is True
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import INTEGRATOR, cli
 
-from integrator import authority
+from integrator.authority.remote import write_remote_mode
 from integrator.config import build_config, load_config
 from integrator.events import iso, utcnow
 from integrator.rollout import load_rollout
@@ -144,7 +144,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     s.evidence["shadow"] = status_evidence(config)
 
     # 5. A half-finished switch: the remote is made to enforce cutover behind the store's back.
-    authority.write_remote_mode(s.remote, "cutover")
+    write_remote_mode(s.remote, "cutover")
     s.evidence["mismatch"] = status_evidence(config)
     return s
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import as_json, cli, db_rows, emit_ready, make_config, ok, push_feature
 
-from integrator import authority, git, isolation, remote_serve
+from integrator import git, isolation, remote_serve
+from integrator.authority.remote import RemotePaths
 from integrator.config import Config
 from integrator.sandbox import Sandbox
 
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 
 def hostile_script(cfg: Config, sandbox: Sandbox, url: str) -> str:
     q = shlex.quote
-    secrets_at = [cfg.credential_file, authority.RemotePaths(sandbox.remote).credential, cfg.db]
+    secrets_at = [cfg.credential_file, RemotePaths(sandbox.remote).credential, cfg.db]
     secrets_at += [cfg.db.with_name(cfg.db.name + "-wal"), cfg.config_path]
     trees = [cfg.state_dir, cfg.todos_dir, cfg.repo, sandbox.remote]
     bare = q(str(sandbox.remote))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from conftest import make_config, push_feature, readiness_events
 
-from integrator import authority, cutover
+from integrator import cutover
+from integrator.authority.record import update_record
 from integrator.events import utcnow
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
@@ -42,7 +43,7 @@ async def test_a_stall_in_cutover_alarms_and_a_failed_rollback_is_survived(
 ) -> None:
     cfg = make_config(tmp_path, sandbox, mode="cutover", stall_limit_s=60)
     gone = tmp_path / "moved-away.git"
-    authority.update_record(cfg, {"bare": str(gone), "installed_at": "2026-01-01T00:00:00+00:00"})
+    update_record(cfg, {"bare": str(gone), "installed_at": "2026-01-01T00:00:00+00:00"})
     async with await Integrator.open(cfg) as integ:
         await queued_candidate(integ, sandbox)
         later = Integrator(cfg, integ.store, clock=lambda: utcnow() + timedelta(hours=2))

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from integrator import authority, git
+from integrator import git
+from integrator.authority.hooks import install_hooks
+from integrator.authority.remote import RemotePaths
 from integrator.config import Config, build_config, write_config
 from integrator.events import make_event, utcnow
 from integrator.sandbox import Sandbox
@@ -116,7 +118,7 @@ printf '%s\\n' "$input" | {real}
 
 def install_push_freezer(bare: Path, root: Path) -> tuple[Path, Path]:
     """Wrap the remote's pre-receive; returns (file to write the holder's pgid in, file the push's pgid lands in)."""
-    hooks = authority.RemotePaths(bare).hooks
+    hooks = RemotePaths(bare).hooks
     real = hooks / "pre-receive.real"
     (hooks / "pre-receive").rename(real)
     holder_pgid, push_pgid = root / "holder.pgid", root / "push.pgid"
@@ -193,7 +195,7 @@ def freeze_round(root: Path, phase: str, *, timeout: float = 60.0) -> RoundResul
     """One freeze–takeover–resume round; raises AssertionError naming the first broken invariant."""
     sandbox = Sandbox.create(root / "sb")
     cfg = make_round_config(root, sandbox)
-    authority.install_hooks(cfg, sandbox.remote)
+    install_hooks(cfg, sandbox.remote)
     worker = sandbox.worker("w")
     worker.start("feature/frozen")
     sha = worker.commit({"frozen.txt": "f\n"}, "frozen: change")

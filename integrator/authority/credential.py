@@ -1,0 +1,121 @@
+"""The integrator's credential: created once, read, copied into the remote, and sent as a push option.
+
+It never leaves its two files (the integrator's 0600 file and the remote's copy) and the environment
+of the integrator's own pushes: not argv, not output, not the record. A probe marker proves the
+credential without revealing it (the pre-receive hook checks the MAC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from integrator.authority.remote import RemotePaths
+from integrator.config import Config
+from integrator.errors import InvalidInput
+
+TOKEN_OPTION = "integrator-token"
+PROBE_OPTION = "integrator-probe"
+
+_CREDENTIAL_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically write ``text`` readable by the owner only (0600 from creation, not chmod after)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_credential_file(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInput(f"credential: cannot read {path}: {type(err).__name__}") from None
+    if not _CREDENTIAL_RE.fullmatch(text):
+        # Never echo the content: it may be a real secret in the wrong format.
+        raise InvalidInput(
+            f"credential: {path} does not hold a valid credential; remove it to generate a new one"
+        )
+    return text
+
+
+def read_credential(cfg: Config) -> str:
+    """The integrator's credential; InvalidInput if ``hooks install`` has not created it yet."""
+    value = read_credential_file(cfg.credential_file)
+    if value is None:
+        raise InvalidInput(
+            f"credential: {cfg.credential_file} does not exist; "
+            "run `integrator hooks install --remote PATH` first"
+        )
+    return value
+
+
+def ensure_credential(cfg: Config) -> tuple[str, bool]:
+    """Return the credential, generating it once; the flag says whether anything was written."""
+    path = cfg.credential_file
+    value = read_credential_file(path)
+    if value is not None:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+            return value, True
+        return value, False
+    value = secrets.token_hex(32)
+    write_private(path, value + "\n")
+    return value, True
+
+
+def push_options_env(options: list[str]) -> dict[str, str]:
+    """Environment that makes ``git push`` send ``options`` without putting them on the command line.
+
+    Argv is world-readable in ``/proc``; the environment is not, so the integrator's credentialed
+    pushes pass the token this way (``push.pushOption`` via ``GIT_CONFIG_COUNT``).
+    """
+    env = {"GIT_CONFIG_COUNT": str(len(options))}
+    for index, option in enumerate(options):
+        env[f"GIT_CONFIG_KEY_{index}"] = "push.pushOption"
+        env[f"GIT_CONFIG_VALUE_{index}"] = option
+    return env
+
+
+def credential_push_env(cfg: Config) -> dict[str, str]:
+    """What the integrator's own push of main needs in its environment (see :func:`push_options_env`)."""
+    return push_options_env([f"{TOKEN_OPTION}={read_credential(cfg)}"])
+
+
+def probe_marker(credential: str, nonce: str) -> str:
+    """``integrator-probe=NONCE.MAC``: the hook honours it only if MAC proves the credential."""
+    data = f"{credential}:{nonce}".encode()
+    mac = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git hash-object, in the hook
+    return f"{PROBE_OPTION}={nonce}.{mac}"
+
+
+def sync_remote_credential(paths: RemotePaths, credential: str) -> bool:
+    """Put the credential into the remote (0600) unless the same is there; True if it wrote."""
+    target = paths.credential
+    try:
+        same = target.read_text(encoding="utf-8").strip() == credential and not (
+            target.stat().st_mode & 0o077
+        )
+    except (OSError, UnicodeDecodeError):
+        same = False
+    if not same:
+        write_private(target, credential + "\n")
+    return not same
