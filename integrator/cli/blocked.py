@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from integrator.cli.common import echo_json, get_config, handle_errors, run_async, utf8_option
-from integrator.cli.core import actor, call
+from integrator.cli.common import actor, call, echo_json, get_config, handle_errors, run_async, utf8_option
 from integrator.cli.render import short
 
 

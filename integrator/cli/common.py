@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib
 import json
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, ParamSpec, TypeVar
@@ -108,11 +110,30 @@ def run_async(coro: Awaitable[T]) -> T:
     return asyncio.run(_wrap())
 
 
+def actor() -> str:
+    """Who ran the command, as audit records name them: user@host."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def call(cfg: Config, method: str, *args: Any) -> Any:
+    """``Integrator.<method>(*args)`` on a store opened (and closed) for this one call."""
+    from integrator.service import Integrator
+
+    async with await Integrator.open(cfg) as integ:
+        return await getattr(integ, method)(*args)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))
 
 
 __all__ = [
+    "actor",
+    "call",
     "cli",
     "echo_json",
     "fail",

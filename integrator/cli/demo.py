@@ -100,106 +100,115 @@ class Demo:
         say(f"sandbox: {self.root}  (bare remote {sb.remote.name}, integrator clone, worker clones)")
         async with await Integrator.open(self.cfg) as integ:
             await integ.store.write(lambda c: outbox.register(c, "console", from_start=True))
-
             step("1. three workers push feature branches")
-            alice, bob, carol = sb.worker("alice"), sb.worker("bob"), sb.worker("carol")
-            alice.start("feature/login")
-            a_sha = alice.commit(
-                {
-                    "app/login.txt": "login = enabled\n",
-                    "app/settings.txt": "name = demo\ntheme = dark\ntimeout = 30\n",
-                },
-                "login page; dark theme",
-            )
-            alice.push("feature/login")
-            bob.start("feature/search")
-            b_sha = bob.commit({"app/search.txt": "search = fulltext\n"}, "search")
-            bob.push("feature/search")
-            carol.start("feature/theme")
-            c_sha = carol.commit(
-                {"app/settings.txt": "name = demo\ntheme = solarized\ntimeout = 30\n"}, "solarized theme"
-            )
-            carol.push("feature/theme")
-            for who, branch, sha in (
-                (alice, "feature/login", a_sha),
-                (bob, "feature/search", b_sha),
-                (carol, "feature/theme", c_sha),
-            ):
-                say(f"  {who.name:<6} pushed {branch} @ {short(sha)}")
-
+            pushed = self.push_branches()
             step("2. readiness events make each candidate ready and queued (FIFO by ready_at)")
-            await self.submit(integ, alice, "login", "feature/login", a_sha)
-            await self.submit(integ, bob, "search", "feature/search", b_sha)
-            await self.submit(integ, carol, "theme", "feature/theme", c_sha)
+            for worker, slug, branch, sha in pushed:
+                await self.submit(integ, worker, slug, branch, sha)
             await self.show_notifications(integ)
-
             step("3. the integrator takes the lease and drains the queue")
             await self.drain(integ)
             merges = self.main_merges()
             say(f"  main now has {len(merges)} merge(s):")
             for line in merges:
                 say("    " + line.replace("|", "  "))
-
             step("4. the blocked candidate's follow-up todo")
-            blocked = await integ.blocked()
-            for b in blocked:
-                fu = b["follow_up"] or {}
-                say(f"  {b['slug']}: {b['reason_code']} on {', '.join(b['conflicted_paths'])}")
-                for path, hunk in b["hunks"].items():
-                    say(f"  --- {path}")
-                    say("  " + hunk.rstrip().replace("\n", "\n  "))
-                say(f"  follow-up: {fu.get('path')}")
-
+            await self.show_blocked(integ)
             step("5. carol merges main into her branch, resolves the conflict, pushes, emits again")
-            carol.start("feature/theme", base="origin/feature/theme")
-            await asyncio.to_thread(
-                git.run_sync, ["merge", "--quiet", "--no-edit", "origin/main"], cwd=carol.path, check=False
-            )
-            fixed = carol.commit(
-                {"app/settings.txt": "name = demo\ntheme = solarized-dark\ntimeout = 30\n"},
-                "theme: merge main, keep solarized on top of dark",
-            )
-            carol.push("feature/theme")
-            await self.submit(integ, carol, "theme", "feature/theme", fixed)
-            await self.show_notifications(integ)
-
+            await self.fix_theme(integ, pushed[2][0])
             step("6. the fixed sha integrates and the follow-up is resolved")
             await self.drain(integ)
-            state = self.cfg.todos_dir / "theme-integration-blocked" / "state.yaml"
-            if state.exists():
-                status_line = next(
-                    (ln for ln in state.read_text().splitlines() if ln.startswith("status:")), ""
-                )
-                say(f"  {state.relative_to(self.root)}: {status_line}")
-
+            self.show_followup_state()
             step("7. integrator status")
             say(status_text(await integ.status()))
-            merges = self.main_merges()
-            say()
-            say(
-                f"main: {len(merges)} integrator merges, each with Integrated-By / Candidate-Slug / Candidate-Sha trailers"
-            )
-            say(f"see it again: integrator --config {self.cfg.config_path} status")
+        say()
+        say(
+            f"main: {len(self.main_merges())} integrator merges, "
+            "each with Integrated-By / Candidate-Slug / Candidate-Sha trailers"
+        )
+        say(f"see it again: integrator --config {self.cfg.config_path} status")
+
+    def push_branches(self) -> list[tuple[Worker, str, str, str]]:
+        """Alice and Carol both change the theme line, so Carol's branch (queued last) conflicts."""
+        sb = self.sandbox
+        alice, bob, carol = sb.worker("alice"), sb.worker("bob"), sb.worker("carol")
+        alice.start("feature/login")
+        a_sha = alice.commit(
+            {
+                "app/login.txt": "login = enabled\n",
+                "app/settings.txt": "name = demo\ntheme = dark\ntimeout = 30\n",
+            },
+            "login page; dark theme",
+        )
+        alice.push("feature/login")
+        bob.start("feature/search")
+        b_sha = bob.commit({"app/search.txt": "search = fulltext\n"}, "search")
+        bob.push("feature/search")
+        carol.start("feature/theme")
+        c_sha = carol.commit(
+            {"app/settings.txt": "name = demo\ntheme = solarized\ntimeout = 30\n"}, "solarized theme"
+        )
+        carol.push("feature/theme")
+        pushed = [
+            (alice, "login", "feature/login", a_sha),
+            (bob, "search", "feature/search", b_sha),
+            (carol, "theme", "feature/theme", c_sha),
+        ]
+        for who, _, branch, sha in pushed:
+            say(f"  {who.name:<6} pushed {branch} @ {short(sha)}")
+        return pushed
+
+    async def show_blocked(self, integ: Integrator) -> None:
+        for b in await integ.blocked():
+            fu = b["follow_up"] or {}
+            say(f"  {b['slug']}: {b['reason_code']} on {', '.join(b['conflicted_paths'])}")
+            for path, hunk in b["hunks"].items():
+                say(f"  --- {path}")
+                say("  " + hunk.rstrip().replace("\n", "\n  "))
+            say(f"  follow-up: {fu.get('path')}")
+
+    async def fix_theme(self, integ: Integrator, carol: Worker) -> None:
+        carol.start("feature/theme", base="origin/feature/theme")
+        await asyncio.to_thread(
+            git.run_sync, ["merge", "--quiet", "--no-edit", "origin/main"], cwd=carol.path, check=False
+        )
+        fixed = carol.commit(
+            {"app/settings.txt": "name = demo\ntheme = solarized-dark\ntimeout = 30\n"},
+            "theme: merge main, keep solarized on top of dark",
+        )
+        carol.push("feature/theme")
+        await self.submit(integ, carol, "theme", "feature/theme", fixed)
+        await self.show_notifications(integ)
+
+    def show_followup_state(self) -> None:
+        state = self.cfg.todos_dir / "theme-integration-blocked" / "state.yaml"
+        if state.exists():
+            status_line = next((ln for ln in state.read_text().splitlines() if ln.startswith("status:")), "")
+            say(f"  {state.relative_to(self.root)}: {status_line}")
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    default=".sandbox/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to build the sandbox (replaced if present).",
+)
+@handle_errors
+def demo(directory: str) -> None:
+    """Run the whole story in a local sandbox: ready, integrate, block, fix, resolve."""
+    root = Path(directory).resolve()
+    if root.exists():
+        if not (root / "integrator.toml").exists():
+            raise click.UsageError(f"{root} exists and is not a demo sandbox; choose another --dir")
+        shutil.rmtree(root)
+    started = time.monotonic()
+    run_async(Demo(root).run())
+    say(f"(demo took {time.monotonic() - started:.1f}s)")
 
 
 def register(cli: click.Group) -> None:
-    @cli.command()
-    @click.option(
-        "--dir",
-        "directory",
-        default=".sandbox/demo",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="Where to build the sandbox (replaced if present).",
-    )
-    @handle_errors
-    def demo(directory: str) -> None:
-        """Run the whole story in a local sandbox: ready, integrate, block, fix, resolve."""
-        root = Path(directory).resolve()
-        if root.exists():
-            if not (root / "integrator.toml").exists():
-                raise click.UsageError(f"{root} exists and is not a demo sandbox; choose another --dir")
-            shutil.rmtree(root)
-        started = time.monotonic()
-        run_async(Demo(root).run())
-        say(f"(demo took {time.monotonic() - started:.1f}s)")
+    """Attach this area's command to the root group."""
+    cli.add_command(demo)

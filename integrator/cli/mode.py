@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from integrator import preflight
-from integrator.cli.common import echo_json, get_config, handle_errors, run_async, utf8_option
-from integrator.cli.core import actor
+from integrator.cli.common import actor, echo_json, get_config, handle_errors, run_async, utf8_option
 from integrator.config import Config
 from integrator.service import Integrator
 
@@ -48,32 +47,39 @@ async def _with(cfg: Config, action: str, **kwargs: Any) -> Any:
         return await cutover.rollback(integ, **kwargs)
 
 
+@click.command("shadow-report")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def shadow_report(ctx: click.Context, as_json: bool) -> None:
+    """Parity of shadow predictions with what really landed, and the cutover gate's verdict."""
+    data = run_async(_with(get_config(ctx), "report"))
+    echo_json(data) if as_json else click.echo(report_text(data))
+
+
+@click.command("cutover")
+@click.option("--reason", default="parity gate passed", show_default=True, callback=utf8_option)
+@click.pass_context
+@handle_errors
+def cutover_cmd(ctx: click.Context, reason: str) -> None:
+    """Make the integrator the only writer of main (refused unless the gate passes and hooks are verified)."""
+    cfg = get_config(ctx)
+    preflight.full(cfg)
+    record = run_async(_with(cfg, "cutover", by=actor(), reason=reason))
+    click.echo(f"mode: cutover since {record['since']} by {record['by']}: {record['reason']}")
+
+
+@click.command("rollback")
+@click.option("--reason", required=True, callback=utf8_option)
+@click.pass_context
+@handle_errors
+def rollback_cmd(ctx: click.Context, reason: str) -> None:
+    """Return to shadow: legacy pushes to main are allowed again."""
+    record = run_async(_with(get_config(ctx), "rollback", by=actor(), reason=reason))
+    click.echo(f"mode: shadow since {record['since']} by {record['by']}: {record['reason']}")
+
+
 def register(cli: click.Group) -> None:
-    @cli.command("shadow-report")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_context
-    @handle_errors
-    def shadow_report(ctx: click.Context, as_json: bool) -> None:
-        """Parity of shadow predictions with what really landed, and the cutover gate's verdict."""
-        data = run_async(_with(get_config(ctx), "report"))
-        echo_json(data) if as_json else click.echo(report_text(data))
-
-    @cli.command("cutover")
-    @click.option("--reason", default="parity gate passed", show_default=True, callback=utf8_option)
-    @click.pass_context
-    @handle_errors
-    def cutover_cmd(ctx: click.Context, reason: str) -> None:
-        """Make the integrator the only writer of main (refused unless the gate passes and hooks are verified)."""
-        cfg = get_config(ctx)
-        preflight.full(cfg)
-        record = run_async(_with(cfg, "cutover", by=actor(), reason=reason))
-        click.echo(f"mode: cutover since {record['since']} by {record['by']}: {record['reason']}")
-
-    @cli.command("rollback")
-    @click.option("--reason", required=True, callback=utf8_option)
-    @click.pass_context
-    @handle_errors
-    def rollback_cmd(ctx: click.Context, reason: str) -> None:
-        """Return to shadow: legacy pushes to main are allowed again."""
-        record = run_async(_with(get_config(ctx), "rollback", by=actor(), reason=reason))
-        click.echo(f"mode: shadow since {record['since']} by {record['by']}: {record['reason']}")
+    """Attach this area's commands to the root group."""
+    for command in (shadow_report, cutover_cmd, rollback_cmd):
+        cli.add_command(command)
