@@ -1,4 +1,4 @@
-"""The in-flight candidate's phase (DESIGN §3 ``checkpoints``), written before each side effect."""
+"""The in-flight candidate's phase (the ``checkpoints`` table), written before each side effect."""
 
 from __future__ import annotations
 

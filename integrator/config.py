@@ -39,7 +39,7 @@ MAX_RETRIES = 100
 
 
 class GateConfig(BaseModel):
-    """The parity gate that must pass before cutover (DESIGN §10 defaults)."""
+    """The parity gate that must pass before cutover (docs/cutover.md)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min_decided: int = Field(default=20, ge=0, le=1_000_000)
@@ -50,7 +50,7 @@ class GateConfig(BaseModel):
 
 
 class RollbackConfig(BaseModel):
-    """Automatic rollback triggers (DESIGN §10)."""
+    """Automatic rollback triggers (docs/cutover.md)."""
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True

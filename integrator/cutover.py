@@ -1,4 +1,4 @@
-"""Cutover and rollback (DESIGN §10): the gated switch to integrator-only pushes, and the way back.
+"""Cutover and rollback (docs/cutover.md): the gated switch to integrator-only pushes, and the way back.
 
 The mode lives in two places that must agree: the store (what the integrator does) and the bare
 remote's ``integrator/mode`` file (what the pre-receive hook enforces). The store is switched first,
@@ -128,7 +128,7 @@ def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any
 async def watchdog(integ: Integrator) -> str | None:
     """Raise the stall alarm once per episode and roll back automatically when a trigger fires.
 
-    Triggers (DESIGN §10, ``[rollback]`` in the config): no progress for the stall limit while the
+    Triggers (``[rollback]`` in the config, docs/cutover.md): no progress for the stall limit while the
     queue has items, or ``infra_failure_limit`` infrastructure failures in a row. Returns the reason
     when it rolled back.
     """

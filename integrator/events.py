@@ -1,4 +1,4 @@
-"""Event models (DESIGN §4): strict validation, the content idempotency key, and the supersession order."""
+"""Event models: strict validation, the content idempotency key, and the supersession order."""
 
 from __future__ import annotations
 

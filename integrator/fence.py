@@ -1,4 +1,4 @@
-"""Fencing that reaches the remote (DESIGN §6, §9): the lease's number travels with each push of main.
+"""Fencing that reaches the remote (docs/authority.md): the lease's number travels with each push of main.
 
 The remote's pre-receive hook keeps the highest fencing number it has seen and refuses a push of
 main that carries a lower one. A new holder raises that number before any other step of its first

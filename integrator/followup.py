@@ -1,4 +1,4 @@
-"""The follow-up todo for a blocked slug (DESIGN §8 step 2; the seed's open question 2).
+"""The follow-up todo for a blocked slug (docs/blocked-flow.md).
 
 One follow-up per slug: ``<todos>/<slug>-integration-blocked/`` with ``requirements.md``,
 ``implementation-plan.md`` and ``state.yaml`` rendered from :mod:`integrator.followup_template`,

@@ -1,4 +1,4 @@
-"""How a candidate's change reached main (shadow parity, DESIGN §10).
+"""How a candidate's change reached main (shadow parity, docs/cutover.md).
 
 Two questions, both answered with plumbing:
 

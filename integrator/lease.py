@@ -1,4 +1,4 @@
-"""The singleton lease (DESIGN §6): compare-and-set in one statement, TTL, renewal, fencing.
+"""The singleton lease: compare-and-set in one statement, TTL, renewal, fencing.
 
 Times are epoch seconds from the caller's clock; every process compares them against its own
 wall clock, so hosts sharing a database must keep their clocks in sync (NTP), as with any TTL lease.

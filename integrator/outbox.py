@@ -1,4 +1,4 @@
-"""Notifications to deliver (DESIGN §3, §11): written in the step's transaction, read in order per consumer.
+"""Notifications to deliver (docs/discord.md): written in the step's transaction, read in order per consumer.
 
 Each consumer (console, discord) keeps a cursor; the head notification is retried with backoff
 until delivered, so delivery is in order, never lost, and a crash between send and ack re-sends at

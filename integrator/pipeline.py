@@ -1,4 +1,4 @@
-"""The speculative verify pipeline (DESIGN §7 step 4): the first K queued candidates verify at once.
+"""The speculative verify pipeline (docs/architecture.md, step 4): the first K queued candidates verify at once.
 
 Candidate i is verified on a *prediction*: ``main`` plus the merges of the candidates ahead of it,
 each merge built with plumbing (``merge-tree`` + ``commit-tree``) in FIFO order. Landing stays the

@@ -1,4 +1,4 @@
-"""The durable FIFO queue (DESIGN §6): enqueue, the transition DAG, and the audit trail."""
+"""The durable FIFO queue: enqueue, the transition DAG, and the audit trail."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The readiness projection (DESIGN §5): one row per candidate (slug, branch, sha) with its reasons.
+"""The readiness projection (README, *Readiness*): one row per candidate (slug, branch, sha) with its reasons.
 
 Database conditions (newest finalize, approval at this sha, branch_pushed) are applied in the
 transaction that stores the event. Git conditions (the branch tip, reachability, already on main)
@@ -220,7 +220,7 @@ def supersede(conn: sqlite3.Connection, cand: Candidate, by_sha: str, *, now: st
 
 
 def db_reasons(conn: sqlite3.Connection, cand: Candidate, *, remote: str) -> list[Reason]:
-    """Unmet conditions 2 and 3 of DESIGN §5 (condition 1 is kept by supersession)."""
+    """The unmet database conditions: an approval at this sha, a branch_pushed of it (the newest finalize is kept by supersession)."""
     reasons = []
     approved = one(
         conn,
@@ -297,7 +297,7 @@ async def observe(
 async def git_reasons(
     repo: Path, view: GitView, remote: str, cand: Candidate, *, policy: str, timeout: float
 ) -> list[Reason]:
-    """Conditions 4 and 5 of DESIGN §5 against the refs of ``view``; empty means ready."""
+    """The git conditions (the sha reachable on the remote, the branch tip at it, not yet on main) against ``view``; empty means ready."""
     tip = view.tips.get(cand.branch)
     if view.merged is not None and tip == cand.sha:
         on_main = cand.sha in view.merged  # answered by the cycle's one for-each-ref, no git call here

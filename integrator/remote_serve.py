@@ -2,7 +2,7 @@
 
 Over a path or ``file://`` remote the pusher runs receive-pack itself and can switch the hooks off;
 behind ``git daemon`` the pusher has no shell on the server side, so the hooks become a boundary
-(DESIGN §9). ``git.py`` only runs commands to completion, so the long-running daemon is started
+(docs/authority.md). ``git.py`` only runs commands to completion, so the long-running daemon is started
 here, with the same environment rules as every other git call.
 """
 

@@ -1,4 +1,4 @@
-"""The drain loop (DESIGN §6, §7): take the lease, recover, drain, wait for work, stop cleanly.
+"""The drain loop (docs/architecture.md, *Processes*): take the lease, recover, drain, wait for work, stop cleanly.
 
 A second runner on the same database stands by, reading only the lease row, and wakes when the
 holder's lease expires: it takes over within the TTL plus one write after the holder dies, and at

@@ -214,7 +214,7 @@ class Integrator:
         return await self.store.read(read)
 
     async def resume(self, slug: str, by: str) -> dict[str, Any]:
-        """Re-queue a blocked candidate, but only if what blocked it changed (DESIGN §8).
+        """Re-queue a blocked candidate, but only if what blocked it changed (docs/blocked-flow.md).
 
         Conflicts and verify failures need main to have moved or the configuration to have changed;
         a moved branch needs its tip back at the pinned sha; an unreachable sha needs to be on the

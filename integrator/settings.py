@@ -1,4 +1,4 @@
-"""Durable switches and audit (DESIGN §3 ``settings``): mode, pause, faults."""
+"""Durable switches and audit (the ``settings`` table): mode, pause, faults."""
 
 from __future__ import annotations
 

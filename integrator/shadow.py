@@ -1,4 +1,4 @@
-"""Shadow mode and the parity report (DESIGN §10).
+"""Shadow mode and the parity report (docs/cutover.md).
 
 In shadow the integrator decides but never pushes: each queued candidate gets a prediction from
 ``git merge-tree --write-tree`` against the current main, stored apart from live outcomes. When the

@@ -1,4 +1,4 @@
-"""The SQLite store (DESIGN §3): schema, migrations, and one transaction per step.
+"""The SQLite store (docs/architecture.md, *Transactions*): schema, migrations, and one transaction per step.
 
 Every state change is a plain function ``fn(conn) -> T`` that the store runs inside one
 ``BEGIN IMMEDIATE … COMMIT`` on aiosqlite's connection thread, so a step (event row + projection +

@@ -1,4 +1,4 @@
-"""One candidate through the phases (DESIGN §7).
+"""One candidate through the phases (docs/architecture.md, *One candidate*, steps 3-6).
 
 ``dequeued → verified_ready → merged → tested → pushed → recorded``: a checkpoint carrying the
 fencing token is written before each side effect, so a process killed anywhere is recovered by

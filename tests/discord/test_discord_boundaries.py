@@ -1,4 +1,4 @@
-"""Import direction (DESIGN §2): bot -> teleclaude.adapters -> integrator, and discord only at the edge."""
+"""Import direction (docs/architecture.md): bot -> teleclaude.adapters -> integrator, and discord only at the edge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Automatic rollback to shadow (DESIGN §10, ``[rollback]`` in the config), in a real ``integrator run``.
+"""Automatic rollback to shadow (``[rollback]`` in the config, docs/cutover.md), in a real ``integrator run``.
 
 The watchdog is only worth something if the running loop calls it, so every test here starts the
 real console script as a background process in cutover, breaks the integrator's way to the remote,

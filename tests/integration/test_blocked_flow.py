@@ -1,4 +1,4 @@
-"""The blocked flow end to end (issue 7, DESIGN §8), driven through the real ``integrator`` CLI.
+"""The blocked flow end to end (issue 7, docs/blocked-flow.md), driven through the real ``integrator`` CLI.
 
 Every reason code here comes from a real fault in real repositories: two workers editing the same
 lines, a verify command that fails, a remote whose hook refuses main, a branch force-pushed or

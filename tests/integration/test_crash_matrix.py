@@ -1,4 +1,4 @@
-"""Crash safety (DESIGN §7): SIGKILL the real ``integrator run --once`` at each phase, then restart it.
+"""Crash safety: SIGKILL the real ``integrator run --once`` at each phase, then restart it.
 
 The fault injection is test-only wiring: ``killpoints.KILL_AT=<phase>`` through the wrapper
 ``tests/support/killpoints.py``, which installs a phase probe and runs the real CLI. The process kills itself right after writing that phase's checkpoint (or, for ``recorded``, right after

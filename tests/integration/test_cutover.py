@@ -1,4 +1,4 @@
-"""Cutover and rollback (issue 6 item 5, DESIGN §10) through the real CLI and a real shadow history.
+"""Cutover and rollback (issue 6 item 5, docs/cutover.md) through the real CLI and a real shadow history.
 
 The parity history is built the way it is in production: candidates are predicted by the real
 shadow drain (``integrator run --once --shadow``) while a legacy worker merges them into main by

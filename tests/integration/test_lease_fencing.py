@@ -1,5 +1,5 @@
 """The lease's fencing reaches the database write itself, and a crashed same-host holder is replaced at once
-(DESIGN §6; issue 13 items 2 and 7). Real SQLite files and real processes; nothing mocked."""
+(issue 13 items 2 and 7). Real SQLite files and real processes; nothing mocked."""
 
 from __future__ import annotations
 

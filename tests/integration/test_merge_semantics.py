@@ -1,4 +1,4 @@
-"""'Already integrated' means ancestry, never tree equality (DESIGN §7 step 3)."""
+"""'Already integrated' means ancestry, never tree equality."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several real processes on one SQLite file: concurrent emits and a contended lease (DESIGN §3, §6)."""
+"""Several real processes on one SQLite file: concurrent emits and a contended lease."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The readiness projection (DESIGN §5) against real git: a bare remote, worker clones, real fetches."""
+"""The readiness projection against real git: a bare remote, worker clones, real fetches."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resuming a blocked candidate (issue 7, DESIGN §8), through the real ``integrator`` CLI.
+"""Resuming a blocked candidate (issue 7, docs/blocked-flow.md), through the real ``integrator`` CLI.
 
 A manual ``integrator resume SLUG`` re-queues the same candidate only when what blocked it changed;
 otherwise it refuses with the reason and exit status 1. A resumed candidate goes to the back of

@@ -1,4 +1,4 @@
-"""Shadow mode and the parity report (issue 5, DESIGN §10) on real repositories.
+"""Shadow mode and the parity report (issue 5, docs/cutover.md) on real repositories.
 
 Every prediction and every actual here comes from real git: the shadow drain predicts with
 ``git merge-tree --write-tree``, and the legacy path (a worker merging and pushing main directly,

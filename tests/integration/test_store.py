@@ -1,4 +1,4 @@
-"""The SQLite store (DESIGN §3) on real files: settings, migrations, atomic steps, unusable files."""
+"""The SQLite store on real files: settings, migrations, atomic steps, unusable files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Blocked-flow evidence (DESIGN §8): real conflicting merges in temporary repositories, no mocks."""
+"""Blocked-flow evidence (docs/blocked-flow.md): real conflicting merges in temporary repositories, no mocks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration (DESIGN §12): where the file is found, environment overrides, errors that name the key."""
+"""Configuration (README, *Configuration*): where the file is found, environment overrides, errors that name the key."""
 
 from __future__ import annotations
 

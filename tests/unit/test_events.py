@@ -1,4 +1,4 @@
-"""Event models (DESIGN §4): strict validation, the idempotency key, and the supersession order.
+"""Event models: strict validation, the idempotency key, and the supersession order.
 
 Validation is checked against real inputs and, for branch names, against git itself
 (``git check-ref-format --branch``). The supersession order is checked through the real projection

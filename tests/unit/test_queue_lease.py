@@ -1,4 +1,4 @@
-"""The queue's transition DAG and the singleton lease (DESIGN §6), on a real SQLite file.
+"""The queue's transition DAG and the singleton lease, on a real SQLite file.
 
 Time for the lease is injected (``now`` arguments), so expiry is tested without waiting.
 """
