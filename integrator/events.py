@@ -369,8 +369,3 @@ def parse_ndjson(text: str, *, received_at: datetime | None = None) -> list[Even
     if problems:
         raise InvalidInput(limits.one_line("batch rejected, nothing stored", problems))
     return events
-
-
-def supersession_key(ready_at: str, received_at: str, event_id: str) -> tuple[str, str, str]:
-    """The total order on finalize_ready events for one slug: (ready_at, received_at, event_id)."""
-    return (ready_at, received_at, event_id)

@@ -359,13 +359,6 @@ async def refs_containing(repo: Path, sha: str, prefix: str, *, timeout: float) 
     return res.stdout.split()
 
 
-async def rev_parse(repo: Path, ref: str, *, timeout: float) -> str | None:
-    res = await run(
-        ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=repo, timeout=timeout, check=False
-    )
-    return res.stdout.strip() or None if res.ok else None
-
-
 @dataclass(frozen=True)
 class MergeResult:
     clean: bool

@@ -6,8 +6,8 @@ Two questions, both answered with plumbing:
   judged by its tree: a merge whose tree is not what ``merge-tree`` of its parents gives was edited
   by hand (``landed_with_changes``, with the paths that differ), a merge git could not make alone is
   ``resolved_conflict``, anything else ``clean``.
-- :func:`elsewhere`: the sha is not an ancestor, but the change is on main anyway, landed by squash,
-  rebase or cherry-pick. Cheapest first: merging the sha into main changes nothing (the one
+- :func:`no_op` and :func:`by_patch_id`: the sha is not an ancestor, but the change is on main anyway,
+  landed by squash, rebase or cherry-pick. Cheapest first: merging the sha into main changes nothing (the one
   ``merge-tree`` a shadow prediction runs anyway); then patch-id equivalence (``git cherry`` for
   rebased or cherry-picked commits, the whole diff's ``git patch-id --stable`` against main's commits
   since the merge base for a squash).
@@ -48,16 +48,6 @@ async def by_merge(repo: Path, sha: str, main: str, *, timeout: float) -> Landin
     if merge.tree == landed_tree:
         return Landing("clean", first)
     return Landing("landed_with_changes", first, await _changed(repo, merge.tree, landed_tree, timeout))
-
-
-async def elsewhere(
-    repo: Path, sha: str, main: str, *, timeout: float, merge: git.MergeResult | None = None
-) -> Landing | None:
-    """The change of ``sha`` (not an ancestor of ``main``) is on main anyway: how, or None."""
-    merge = merge or await git.merge_tree(repo, main, sha, timeout=timeout)
-    if merge.clean and merge.tree == await git.tree_of(repo, main, timeout=timeout):
-        return Landing("landed_elsewhere", None, how="no-op merge")
-    return await by_patch_id(repo, sha, main, timeout=timeout)
 
 
 async def no_op(repo: Path, main: str, sha: str, *, timeout: float) -> bool:

@@ -158,14 +158,3 @@ def position(conn: sqlite3.Connection, queue_id: int) -> int | None:
         (item["order_at"], item["order_at"], queue_id),
     )
     return int(ahead["n"] if ahead else 0) + 1
-
-
-def transitions_of(conn: sqlite3.Connection, queue_id: int) -> list[dict[str, Any]]:
-    return [
-        dict(r)
-        for r in rows(
-            conn,
-            "SELECT from_status, to_status, reason, at, fencing FROM transitions WHERE queue_id = ? ORDER BY id",
-            (queue_id,),
-        )
-    ]

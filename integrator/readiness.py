@@ -80,11 +80,6 @@ def get(conn: sqlite3.Connection, candidate_id: int) -> Candidate | None:
     return _candidate(row) if row else None
 
 
-def find(conn: sqlite3.Connection, slug: str, branch: str, sha: str) -> Candidate | None:
-    row = one(conn, "SELECT * FROM candidates WHERE slug = ? AND branch = ? AND sha = ?", (slug, branch, sha))
-    return _candidate(row) if row else None
-
-
 def newest_for_slug(conn: sqlite3.Connection, slug: str) -> Candidate | None:
     row = one(
         conn,

@@ -8,13 +8,11 @@ here, with the same environment rules as every other git call.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -123,12 +121,3 @@ def start(
         served.stop()
     where = f"port {port}" if port is not None else "a free port"
     raise IntegratorError(f"git daemon did not start on {LOOPBACK} ({where}); is the port in use?")
-
-
-@contextlib.contextmanager
-def serving(bare: Path, *, port: int | None = None) -> Iterator[ServedRemote]:
-    served = start(bare, port=port)
-    try:
-        yield served
-    finally:
-        served.stop()

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from integrator import git, landed, outbox, queue, readiness, settings, withdraw
@@ -53,10 +52,6 @@ class Prediction:
             "conflicted_paths": list(self.conflicted_paths),
             "main_sha": self.main_sha,
         }
-
-
-async def predict(repo: Path, item: queue.Item, main_sha: str, *, timeout: float) -> Prediction:
-    return _prediction(item, main_sha, await git.merge_tree(repo, main_sha, item.sha, timeout=timeout))
 
 
 def _prediction(item: queue.Item, main_sha: str, merge: git.MergeResult) -> Prediction:

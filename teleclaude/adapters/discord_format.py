@@ -6,7 +6,7 @@ Plain string work, no ``discord`` import: the renderers build on it and tests ca
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +28,6 @@ MIN_USEFUL_FIELD = 120
 # ------------------------------------------------------------------------------------ text helpers
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def clip_tail(text: str, limit: int) -> str:
-    """Keep the end: the last lines of a log are the ones that explain the failure."""
-    return text if len(text) <= limit else "…" + text[len(text) - max(0, limit - 1) :]
 
 
 _MARKDOWN_RE = re.compile(r"([\\*_~|`>])")
@@ -178,11 +173,3 @@ class EmbedBuilder:
         if footer:
             embed["footer"] = {"text": clip(footer, FOOTER_MAX)}
         return embed
-
-
-def embed_size(embed: Mapping[str, Any]) -> int:
-    """Characters Discord counts against the 6,000 limit."""
-    total = len(embed.get("title", "")) + len(embed.get("description", ""))
-    total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
-    total += len(embed.get("footer", {}).get("text", "")) + len(embed.get("author", {}).get("name", ""))
-    return total

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import cli, make_config, push_feature, wait_for
 from helpers import emit_cli, merged_candidates, run_once
+from support.serving import serving
 
 from integrator import git
 from integrator.config import Config
-from integrator.remote_serve import ServedRemote, serving
+from integrator.remote_serve import ServedRemote
 from integrator.sandbox import Sandbox
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import samples
 from hypothesis import given
@@ -14,7 +16,6 @@ from teleclaude.adapters.discord_format import (
     TITLE_MAX,
     code,
     code_block,
-    embed_size,
     human_duration,
 )
 from teleclaude.adapters.discord_render import NotificationError, render
@@ -72,7 +73,15 @@ def _huge_conflict(paths: int = 30, hunk_chars: int = 1500) -> dict[str, object]
     return {"conflicted_paths": names, "hunks": hunks, "base": samples.BASE, "main": samples.MAIN}
 
 
-def _assert_within_limits(embed: dict[str, object]) -> None:
+def embed_size(embed: dict[str, Any]) -> int:
+    """Characters Discord counts against the 6,000 limit."""
+    total = len(embed.get("title", "")) + len(embed.get("description", ""))
+    total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+    total += len(embed.get("footer", {}).get("text", "")) + len(embed.get("author", {}).get("name", ""))
+    return total
+
+
+def _assert_within_limits(embed: dict[str, Any]) -> None:
     assert len(str(embed["title"])) <= TITLE_MAX
     fields = embed.get("fields", [])
     assert isinstance(fields, list)

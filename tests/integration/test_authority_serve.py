@@ -10,8 +10,7 @@ from pathlib import Path
 
 from authority_helpers import g, make_setup
 from conftest import wait_for
-
-from integrator import remote_serve
+from support.serving import serving
 
 
 def _port_open(port: int) -> bool:
@@ -65,7 +64,7 @@ def test_serving_context_exports_only_the_bare_repository(tmp_path: Path) -> Non
     s = make_setup(tmp_path, mode="cutover", install=False)
     sibling = tmp_path / "sibling.git"
     g(tmp_path, "init", "-q", "--bare", str(sibling))
-    with remote_serve.serving(s.bare) as daemon:
+    with serving(s.bare) as daemon:
         assert g(tmp_path, "ls-remote", daemon.url).ok
         other = daemon.url.rsplit("/", 1)[0] + "/sibling.git"
         assert not g(tmp_path, "ls-remote", other, check=False).ok

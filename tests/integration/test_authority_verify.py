@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from authority_helpers import Setup, g, make_setup
 from conftest import wait_for
+from support.serving import serving
 
 from integrator import remote_serve
 from integrator.authority.credential import ensure_credential
@@ -64,7 +65,7 @@ def _rows(report: dict[str, object]) -> dict[str, dict[str, object]]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Setup, remote_serve.ServedRemote]]:
     s = make_setup(tmp_path, mode="cutover")
-    with remote_serve.serving(s.bare) as daemon:
+    with serving(s.bare) as daemon:
         yield s, daemon
 
 
@@ -226,7 +227,7 @@ def test_an_unreachable_bare_and_a_failing_integrator_push_mean_no_probes(tmp_pa
     s = make_setup(tmp_path, mode="cutover", install=False)
     ensure_credential(s.cfg)
     heads_before = _heads(s)
-    with remote_serve.serving(s.bare) as daemon:
+    with serving(s.bare) as daemon:
         status, report, output = _verify_json(s, daemon.url)
 
     assert status == 1, output

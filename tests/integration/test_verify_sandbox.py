@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 from conftest import as_json, cli, db_rows, emit_ready, make_config, ok, push_feature
+from support.serving import serving
 
-from integrator import git, isolation, remote_serve
+from integrator import git, isolation
 from integrator.authority.remote import RemotePaths
 from integrator.config import Config
 from integrator.sandbox import Sandbox
@@ -79,7 +80,7 @@ async def test_a_hostile_verify_finds_nothing_and_main_holds_only_integrator_mer
     ok(cfg, "hooks", "install", "--remote", str(sandbox.remote))
     secret = cfg.credential_file.read_text().strip()
     hooks_before = {p.name: p.read_bytes() for p in (sandbox.remote / "hooks").iterdir()}
-    with remote_serve.serving(sandbox.remote) as daemon:
+    with serving(sandbox.remote) as daemon:
         git.run_sync(["remote", "set-url", "origin", daemon.url], cwd=sandbox.integrator_repo)
         script = hostile_script(cfg, sandbox, daemon.url)
         failing = push_feature(sandbox, "hostile-fails", {"ci.sh": script, "fail-me": "1\n"})

@@ -31,7 +31,6 @@ from integrator.events import (
     make_event,
     parse_ndjson,
     parse_wire,
-    supersession_key,
 )
 from integrator.store import Store
 
@@ -287,17 +286,6 @@ async def test_journal_stores_once_and_refuses_same_key_other_content(tmp_path: 
 
 
 # --- supersession order -----------------------------------------------------------------------------
-
-
-def test_supersession_key_is_ready_at_then_received_at_then_event_id() -> None:
-    keys = [
-        supersession_key("2026-01-01T00:00:00.000002+00:00", "2026-01-01T00:00:00.000000+00:00", "a"),
-        supersession_key("2026-01-01T00:00:00.000001+00:00", "2026-01-01T00:00:09.000000+00:00", "z"),
-        supersession_key("2026-01-01T00:00:00.000001+00:00", "2026-01-01T00:00:01.000000+00:00", "b"),
-        supersession_key("2026-01-01T00:00:00.000001+00:00", "2026-01-01T00:00:01.000000+00:00", "c"),
-    ]
-    assert max(keys)[2] == "a"
-    assert sorted(keys)[0][2] == "b"
 
 
 async def _newest_after(tmp_path: Path, events: list[Event]) -> str:

@@ -9,6 +9,7 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -16,6 +17,13 @@ import pytest_asyncio
 from integrator import lease, queue
 from integrator.errors import IllegalTransition, StaleState
 from integrator.store import Store
+
+
+def transitions_of(conn: sqlite3.Connection, queue_id: int) -> list[dict[str, Any]]:
+    """The audit trail of one queue item (the product writes it; only tests read it back)."""
+    sql = "SELECT from_status, to_status, reason, at, fencing FROM transitions WHERE queue_id = ? ORDER BY id"
+    return [dict(r) for r in conn.execute(sql, (queue_id,))]
+
 
 NOW = "2026-03-01T12:00:00.000000+00:00"
 
@@ -66,7 +74,7 @@ async def test_every_allowed_transition_moves_and_is_recorded(store: Store, src:
         item = queued_item(conn)
         drive_to(conn, item, src)
         queue.transition(conn, item.id, src, dst, reason=f"test {src}->{dst}", now=NOW, fencing=7)
-        return queue.get(conn, item.id), queue.transitions_of(conn, item.id)
+        return queue.get(conn, item.id), transitions_of(conn, item.id)
 
     moved, trail = await store.write(step)
     assert moved is not None and moved.status == dst
@@ -91,10 +99,10 @@ async def test_every_other_transition_raises_and_changes_nothing(store: Store, s
         return item
 
     item = await store.write(setup)
-    before = await store.read(lambda c: queue.transitions_of(c, item.id))
+    before = await store.read(lambda c: transitions_of(c, item.id))
     with pytest.raises(IllegalTransition, match=f"{src} -> {dst} is not allowed"):
         await store.write(lambda c: queue.transition(c, item.id, src, dst, reason="x", now=NOW))
-    after = await store.read(lambda c: (queue.get(c, item.id), queue.transitions_of(c, item.id)))
+    after = await store.read(lambda c: (queue.get(c, item.id), transitions_of(c, item.id)))
     assert after[0] is not None and after[0].status == src
     assert after[1] == before
 
@@ -110,7 +118,7 @@ async def test_stale_compare_and_set_raises_and_rolls_back(store: Store) -> None
     # A second worker that read "queued" earlier tries the same move: the CAS finds in_progress.
     with pytest.raises(StaleState, match=f"queue item {item.id} is in_progress, expected queued"):
         await store.write(lambda c: queue.transition(c, item.id, "queued", "superseded", reason="b", now=NOW))
-    got = await store.read(lambda c: (queue.get(c, item.id), queue.transitions_of(c, item.id)))
+    got = await store.read(lambda c: (queue.get(c, item.id), transitions_of(c, item.id)))
     assert got[0] is not None and got[0].status == "in_progress" and got[0].attempts == 1
     assert [t["to_status"] for t in got[1]] == ["queued", "in_progress"]
     with pytest.raises(StaleState, match="is missing"):
@@ -153,7 +161,7 @@ async def test_enqueue_is_idempotent_per_candidate_and_positions_follow_order(st
         second = queued_item(conn, 2, NOW)
         again = queue.enqueue(conn, first.candidate_id, order_at=NOW, now=NOW, reason="again")
         count = conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-        trail = len(queue.transitions_of(conn, first.id))
+        trail = len(transitions_of(conn, first.id))
         assert again.id == first.id and again.order_at == first.order_at
         queue.transition(conn, second.id, "queued", "in_progress", reason="take", now=NOW)
         return count, trail, [queue.position(conn, first.id), queue.position(conn, second.id)]
