@@ -150,7 +150,7 @@ async def floor(messages: int) -> dict[str, Any]:
     await client.login("fake-token")
     add_guild(client)
     channel = text_channel(client)
-    adapter = DiscordAdapter(discord)
+    adapter = DiscordAdapter()
     prebuilt = [adapter.message_kwargs(render(make())) for make in MIX]
     try:
         start = time.perf_counter()
@@ -166,7 +166,7 @@ async def launcher_cost() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for agents, rounds in ((1, 3000), (25, 300)):
         adapter = DiscordAdapter(
-            discord, agents=[AgentConfig(name=f"agent-{i}", command=["true"]) for i in range(agents)]
+            agents=[AgentConfig(name=f"agent-{i}", command=["true"]) for i in range(agents)]
         )
         adapter._build_session_launcher_view()  # warm: first call builds class caches
         start = time.perf_counter()

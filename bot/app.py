@@ -80,7 +80,7 @@ class IntegratorBot(discord.Client):
         self.tree = IntegratorTree(self)
         self.launcher = SubprocessLauncher(self.cfg.repo, log_dir=self.cfg.state_dir / "agents")
         self.adapter = DiscordAdapter.from_config(
-            discord, self.cfg.discord, resume_handler=self.resume, launcher=self.launcher
+            self.cfg.discord, resume_handler=self.resume, launcher=self.launcher
         )
         self.logged_in = False
         self._channel_checked = False

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from integrator.cli.render import notification_line
 from integrator.outbox import Notification
-from teleclaude.adapters.discord_adapter import DiscordAdapter, NotificationError
+from teleclaude.adapters.discord_render import NotificationError
 
 if TYPE_CHECKING:
     import discord
+
+    from teleclaude.adapters.discord_adapter import (
+        DiscordAdapter,  # it imports discord: headless runs never load it
+    )
 
 log = logging.getLogger(__name__)
 

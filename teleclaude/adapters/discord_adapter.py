@@ -1,12 +1,12 @@
 """DiscordAdapter: the only code that turns product notifications into Discord messages and views.
 
-The ``discord`` module is injected into the constructor and never imported here at run time, so
-this module loads without discord.py and every view it builds uses exactly the classes it was
-given (DESIGN §11). ``integrator`` never imports this module; this module imports ``integrator``.
+``integrator`` never imports this module (nor discord); this module imports both (docs/discord.md).
+The Resume and launcher buttons are DynamicItems defined here at module level: the custom id carries
+the state, and the adapter registered on the clicked client answers (:meth:`register_persistent`).
 
 A bot wires it like this::
 
-    adapter = DiscordAdapter(discord, resume_handler=..., launcher=..., agents=cfg.discord.agents,
+    adapter = DiscordAdapter(resume_handler=..., launcher=..., agents=cfg.discord.agents,
                              admin_role=cfg.discord.admin_role)
     # in setup_hook (runs once per process; on_ready runs again on every reconnect):
     adapter.register_persistent(client)
@@ -24,8 +24,9 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, Self
+
+import discord
 
 from integrator.config import AgentConfig, DiscordConfig
 from integrator.errors import IntegratorError
@@ -39,19 +40,18 @@ from teleclaude.adapters.discord_render import (
     render,
 )
 
-if TYPE_CHECKING:
-    import discord
-
 __all__ = [
     "LAUNCH_TEMPLATE",
     "RESUME_TEMPLATE",
     "DiscordAdapter",
     "DiscordUser",
+    "LaunchButton",
     "LaunchError",
     "LaunchUser",
     "Launcher",
     "MessageSpec",
     "NotificationError",
+    "ResumeButton",
     "ResumeHandler",
     "actor",
     "agent_key",
@@ -141,7 +141,6 @@ class DiscordAdapter:
 
     def __init__(
         self,
-        discord_module: ModuleType,
         *,
         resume_handler: ResumeHandler | None = None,
         launcher: Launcher | None = None,
@@ -152,7 +151,6 @@ class DiscordAdapter:
     ) -> None:
         if len(nonce_prefix) + _INT64_DIGITS > NONCE_MAX:
             raise ValueError(f"nonce_prefix may have at most {NONCE_MAX - _INT64_DIGITS} characters")
-        self._d: Any = discord_module
         self.resume_handler = resume_handler
         self.launcher = launcher
         self.admin_role = admin_role
@@ -160,16 +158,13 @@ class DiscordAdapter:
         # admins may do it; "" opens it to every member.
         self.launch_role = launch_role if launch_role is not None else admin_role
         self.nonce_prefix = nonce_prefix
-        self.ResumeButton: type[Any] = _resume_button_class(discord_module, self)
-        self.LaunchButton: type[Any] = _launch_button_class(discord_module, self)
-        self._registered: weakref.WeakSet[Any] = weakref.WeakSet()
         self._by_key: dict[str, AgentConfig] = {}
         self._launchable: list[tuple[str, AgentConfig]] = []
         self.set_agents(agents)
 
     @classmethod
-    def from_config(cls, discord_module: ModuleType, cfg: DiscordConfig, **kwargs: Any) -> DiscordAdapter:
-        return cls(discord_module, agents=cfg.agents, admin_role=cfg.admin_role, **kwargs)
+    def from_config(cls, cfg: DiscordConfig, **kwargs: Any) -> DiscordAdapter:
+        return cls(agents=cfg.agents, admin_role=cfg.admin_role, **kwargs)
 
     # ------------------------------------------------------------------------------ registration
     def register_persistent(self, client: discord.Client) -> bool:
@@ -178,13 +173,13 @@ class DiscordAdapter:
         Call it from ``setup_hook``. It is also safe from ``on_ready``: a second call for the same
         client does nothing and returns False, so a reconnect never registers twice.
         """
-        if client in self._registered:
+        if _ADAPTERS.get(client) is self:
             log.debug("discord persistent items already registered; skipping")
             return False
         # Both are DynamicItems: the custom id carries the state, so no per-message view is kept
-        # and buttons on messages from before a restart still dispatch.
-        client.add_dynamic_items(self.ResumeButton, self.LaunchButton)
-        self._registered.add(client)
+        # and buttons on messages from before a restart still dispatch (to this client's adapter).
+        _ADAPTERS[client] = self
+        client.add_dynamic_items(ResumeButton, LaunchButton)
         return True
 
     # ----------------------------------------------------------------------------- notifications
@@ -193,17 +188,16 @@ class DiscordAdapter:
         return f"{self.nonce_prefix}{notification_id(notification)}"
 
     def message_kwargs(self, spec: MessageSpec) -> dict[str, Any]:
-        """``channel.send`` keyword arguments for a rendered spec, built from the injected module."""
-        d = self._d
-        kwargs: dict[str, Any] = {"content": spec.content, "allowed_mentions": d.AllowedMentions.none()}
+        """``channel.send`` keyword arguments for a rendered spec."""
+        kwargs: dict[str, Any] = {"content": spec.content, "allowed_mentions": discord.AllowedMentions.none()}
         if spec.embeds:
-            kwargs["embeds"] = [d.Embed.from_dict(dict(e)) for e in spec.embeds]
+            kwargs["embeds"] = [discord.Embed.from_dict(dict(e)) for e in spec.embeds]
         if spec.files:
-            kwargs["files"] = [d.File(io.BytesIO(f.data), filename=f.filename) for f in spec.files]
+            kwargs["files"] = [discord.File(io.BytesIO(f.data), filename=f.filename) for f in spec.files]
         if spec.resume_slug is not None:
             if SLUG_RE.fullmatch(spec.resume_slug):
-                view = d.ui.View(timeout=None)
-                view.add_item(self.ResumeButton(spec.resume_slug))
+                view = discord.ui.View(timeout=None)
+                view.add_item(ResumeButton(spec.resume_slug, self))
                 kwargs["view"] = view
             else:
                 log.warning("no resume button: slug %r does not fit the custom id template", spec.resume_slug)
@@ -270,8 +264,8 @@ class DiscordAdapter:
     def _build_session_launcher_view(self, page: int = 0) -> discord.ui.View | None:
         """The persistent launcher view for one page of up to 25 enabled agents, or None if empty.
 
-        Hardened (seed requirement): no ``import discord`` here (the injected module's classes are
-        used); ``timeout=None`` and DynamicItem buttons, so it survives restarts and is registered by
+        Hardened (seed requirement): no import at call time (discord comes with this module);
+        ``timeout=None`` and DynamicItem buttons, so it survives restarts and is registered by
         :meth:`register_persistent` once per process; zero agents give None; more than 25 agents are
         split over several views, one message each (``page``); every custom id is ``launch:<key>``
         with a key that fits 100 characters (:func:`agent_key`) and a label clipped to 80.
@@ -279,10 +273,10 @@ class DiscordAdapter:
         chunk = self._launchable[page * BUTTONS_PER_MESSAGE : (page + 1) * BUTTONS_PER_MESSAGE]
         if page < 0 or not chunk:
             return None
-        view = self._d.ui.View(timeout=None)
+        view = discord.ui.View(timeout=None)
         for index, (key, agent) in enumerate(chunk):
-            view.add_item(self.LaunchButton(key, launch_label(agent.name), row=index // BUTTONS_PER_ROW))
-        return view  # type: ignore[no-any-return]
+            view.add_item(LaunchButton(key, launch_label(agent.name), self, row=index // BUTTONS_PER_ROW))
+        return view
 
     def launcher_messages(self) -> list[tuple[str, discord.ui.View | None]]:
         """(content, view) per launcher message; with no agents, one message that says so."""
@@ -304,7 +298,7 @@ class DiscordAdapter:
     async def post_launcher(self, channel: discord.abc.Messageable) -> list[discord.Message]:
         sent = []
         for content, view in self.launcher_messages():
-            kwargs: dict[str, Any] = {"allowed_mentions": self._d.AllowedMentions.none()}
+            kwargs: dict[str, Any] = {"allowed_mentions": discord.AllowedMentions.none()}
             if view is not None:
                 kwargs["view"] = view
             sent.append(await channel.send(content, **kwargs))
@@ -313,14 +307,14 @@ class DiscordAdapter:
     # ------------------------------------------------------------------------------ interactions
     def is_expired(self, error: BaseException) -> bool:
         """Discord's "Unknown interaction": the 3-second window (or the 15-minute token) is over."""
-        return isinstance(error, self._d.NotFound) and getattr(error, "code", None) == UNKNOWN_INTERACTION
+        return isinstance(error, discord.NotFound) and getattr(error, "code", None) == UNKNOWN_INTERACTION
 
     async def _reply(self, interaction: discord.Interaction[Any], text: str) -> None:
         try:
             await interaction.response.send_message(
-                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
-        except self._d.NotFound as err:
+        except discord.NotFound as err:
             if not self.is_expired(err):
                 raise
             log_expired(interaction)
@@ -331,7 +325,7 @@ class DiscordAdapter:
         # The handlers may fetch or spawn; deferring first keeps us inside Discord's 3-second window.
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-        except self._d.NotFound as err:
+        except discord.NotFound as err:
             if not self.is_expired(err):
                 raise
             log_expired(interaction)
@@ -339,9 +333,9 @@ class DiscordAdapter:
         text = await work()
         try:
             await interaction.followup.send(
-                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=self._d.AllowedMentions.none()
+                clip(text, CONTENT_MAX), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
             )
-        except self._d.NotFound as err:
+        except discord.NotFound as err:
             if not self.is_expired(err):
                 raise
             log_expired(interaction)
@@ -425,50 +419,58 @@ class DiscordAdapter:
         await self._answer_later(interaction, work)
 
 
-# The base classes come from the injected module, so these are built per adapter; mypy cannot see
-# DynamicItem's ``template`` class keyword through a module typed as ModuleType.
-def _resume_button_class(d: Any, adapter: DiscordAdapter) -> type[Any]:
-    class ResumeButton(d.ui.DynamicItem[d.ui.Button], template=RESUME_TEMPLATE):  # type: ignore[call-arg,misc]
-        """Resume a blocked candidate; the custom id ``resume:<slug>`` is all the state it needs."""
-
-        def __init__(self, slug: str) -> None:
-            super().__init__(
-                d.ui.Button(label="Resume", style=d.ButtonStyle.primary, custom_id=f"resume:{slug}")
-            )
-            self.slug = slug
-
-        @classmethod
-        async def from_custom_id(
-            cls, interaction: discord.Interaction[Any], item: Any, match: re.Match[str], /
-        ) -> ResumeButton:
-            return cls(match["slug"])
-
-        async def callback(self, interaction: discord.Interaction[Any]) -> None:
-            await adapter.on_resume_click(interaction, self.slug)
-
-    return ResumeButton
+# The adapter registered on each client: a button rebuilt from a custom id (a message from before a
+# restart) finds its adapter through the client that received the click.
+_ADAPTERS: weakref.WeakKeyDictionary[discord.Client, DiscordAdapter] = weakref.WeakKeyDictionary()
 
 
-def _launch_button_class(d: Any, adapter: DiscordAdapter) -> type[Any]:
-    class LaunchButton(d.ui.DynamicItem[d.ui.Button], template=LAUNCH_TEMPLATE):  # type: ignore[call-arg,misc]
-        """Start a session for an agent. Matches every ``launch:*`` id, so old buttons still answer."""
+def _adapter_for(interaction: discord.Interaction[Any]) -> DiscordAdapter:
+    adapter = _ADAPTERS.get(interaction.client)
+    if adapter is None:
+        raise RuntimeError("no DiscordAdapter is registered on this client (call register_persistent)")
+    return adapter
 
-        def __init__(self, key: str, label: str, *, row: int | None = None) -> None:
-            button = d.ui.Button(
-                label=label, style=d.ButtonStyle.secondary, custom_id=f"{LAUNCH_PREFIX}{key}"
-            )
-            super().__init__(button, row=row)
-            self.key = key
-            self.label = label
 
-        @classmethod
-        async def from_custom_id(
-            cls, interaction: discord.Interaction[Any], item: Any, match: re.Match[str], /
-        ) -> LaunchButton:
-            # The old button's label names the agent even when its config entry is gone.
-            return cls(match["agent"], getattr(item, "label", None) or match["agent"])
+class ResumeButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=RESUME_TEMPLATE):
+    """Resume a blocked candidate; the custom id ``resume:<slug>`` is all the state it needs."""
 
-        async def callback(self, interaction: discord.Interaction[Any]) -> None:
-            await adapter.on_launch_click(interaction, self.key, self.label)
+    def __init__(self, slug: str, adapter: DiscordAdapter | None = None) -> None:
+        super().__init__(
+            discord.ui.Button(label="Resume", style=discord.ButtonStyle.primary, custom_id=f"resume:{slug}")
+        )
+        self.slug = slug
+        self.adapter = adapter
 
-    return LaunchButton
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["slug"], _adapter_for(interaction))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await (self.adapter or _adapter_for(interaction)).on_resume_click(interaction, self.slug)
+
+
+class LaunchButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=LAUNCH_TEMPLATE):
+    """Start a session for an agent. Matches every ``launch:*`` id, so old buttons still answer."""
+
+    def __init__(
+        self, key: str, label: str, adapter: DiscordAdapter | None = None, *, row: int | None = None
+    ) -> None:
+        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+            label=label, style=discord.ButtonStyle.secondary, custom_id=f"{LAUNCH_PREFIX}{key}"
+        )
+        super().__init__(button, row=row)
+        self.key = key
+        self.label = label
+        self.adapter = adapter
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        # The old button's label names the agent even when its config entry is gone.
+        return cls(match["agent"], getattr(item, "label", None) or match["agent"], _adapter_for(interaction))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await (self.adapter or _adapter_for(interaction)).on_launch_click(interaction, self.key, self.label)

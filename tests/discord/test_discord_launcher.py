@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from types import SimpleNamespace
 from typing import Any
 
-import discord
 import pytest
 from bots import AdapterClient
 from conftest import MakeHarness
@@ -66,7 +64,7 @@ async def _posted(make: MakeHarness, adapter: DiscordAdapter) -> tuple[Harness, 
 
 
 async def test_zero_agents_post_a_clear_message_and_no_view(make: MakeHarness) -> None:
-    adapter = DiscordAdapter(discord, agents=agents(2, enabled=False))
+    adapter = DiscordAdapter(agents=agents(2, enabled=False))
     assert adapter._build_session_launcher_view() is None
     _, bodies = await _posted(make, adapter)
     assert [(b["content"], b["components"]) for b in bodies] == [
@@ -75,7 +73,7 @@ async def test_zero_agents_post_a_clear_message_and_no_view(make: MakeHarness) -
 
 
 async def test_one_agent_one_persistent_button(make: MakeHarness) -> None:
-    adapter = DiscordAdapter(discord, agents=[AgentConfig(name="claude", command=["claude"])])
+    adapter = DiscordAdapter(agents=[AgentConfig(name="claude", command=["claude"])])
     view = adapter._build_session_launcher_view()
     assert view is not None and view.timeout is None and view.is_persistent()
     _, [body] = await _posted(make, adapter)
@@ -86,19 +84,17 @@ async def test_one_agent_one_persistent_button(make: MakeHarness) -> None:
 
 
 async def test_twenty_five_agents_fill_one_message_five_by_five(make: MakeHarness) -> None:
-    _, [body] = await _posted(make, DiscordAdapter(discord, agents=agents(25)))
+    _, [body] = await _posted(make, DiscordAdapter(agents=agents(25)))
     rows = components_of(body)
     assert [len(r) for r in rows] == [5, 5, 5, 5, 5]
     assert [b["custom_id"] for r in rows for b in r] == [f"launch:agent-{i:02d}" for i in range(25)]
 
 
 async def test_more_agents_than_one_message_holds_are_split_over_messages(make: MakeHarness) -> None:
-    adapter = DiscordAdapter(
-        discord, agents=[*agents(26), AgentConfig(name="off", command=["x"], enabled=False)]
-    )
+    adapter = DiscordAdapter(agents=[*agents(26), AgentConfig(name="off", command=["x"], enabled=False)])
     assert adapter.launcher_pages == 2
     assert adapter._build_session_launcher_view(page=2) is None
-    _, bodies = await _posted(make, DiscordAdapter(discord, agents=agents(53)))
+    _, bodies = await _posted(make, DiscordAdapter(agents=agents(53)))
     assert [b["content"] for b in bodies] == [
         "🚀 **Start a session**: tap an agent (1/3: agents 1–25)",
         "🚀 **Start a session**: tap an agent (2/3: agents 26–50)",
@@ -122,7 +118,7 @@ ODD_NAMES = [
 
 @pytest.mark.parametrize("name", ODD_NAMES)
 def test_odd_names_get_a_short_stable_custom_id_and_a_fitting_label(name: str) -> None:
-    adapter = DiscordAdapter(discord, agents=[AgentConfig(name=name, command=["a"])])
+    adapter = DiscordAdapter(agents=[AgentConfig(name=name, command=["a"])])
     view = adapter._build_session_launcher_view()
     assert view is not None
     [button] = view.to_components()[0]["components"]
@@ -145,7 +141,7 @@ def test_plain_names_stay_readable_and_derived_ids_never_collide_with_them() -> 
 async def test_click_starts_the_right_agent_even_with_an_odd_name(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
     configured = [AgentConfig(name=n, command=["a"]) for n in ODD_NAMES[:4]]
-    adapter = DiscordAdapter(discord, agents=configured, launcher=launcher)
+    adapter = DiscordAdapter(agents=configured, launcher=launcher)
     h, [body] = await _posted(make, adapter)
     message = h.recorder.messages[max(h.recorder.messages)]
     target = components_of(body)[0][3]["custom_id"]
@@ -160,7 +156,7 @@ async def test_click_starts_the_right_agent_even_with_an_odd_name(make: MakeHarn
 
 async def test_click_on_a_removed_agent_gets_a_polite_ephemeral_reply(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    adapter = DiscordAdapter(discord, agents=agents(2), launcher=launcher)
+    adapter = DiscordAdapter(agents=agents(2), launcher=launcher)
     h, _ = await _posted(make, adapter)
     message = h.recorder.messages[max(h.recorder.messages)]
     adapter.set_agents(agents(1))  # agent-01 removed by a config reload
@@ -182,7 +178,7 @@ async def test_click_on_a_removed_agent_gets_a_polite_ephemeral_reply(make: Make
 
 async def test_removed_agent_on_a_message_from_a_previous_process(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    h = await make(AdapterClient, adapter=DiscordAdapter(discord, agents=agents(1), launcher=launcher))
+    h = await make(AdapterClient, adapter=DiscordAdapter(agents=agents(1), launcher=launcher))
     old = message_with_components([button_row(("launch:gone~0123456789", "Gone Agent"))])
     await h.dispatch_interaction(button_click_payload("launch:gone~0123456789", old, member=ADMIN))
     assert launcher.calls == []
@@ -193,7 +189,7 @@ async def test_removed_agent_on_a_message_from_a_previous_process(make: MakeHarn
 
 async def test_click_on_a_disabled_agent(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    adapter = DiscordAdapter(discord, agents=agents(2), launcher=launcher)
+    adapter = DiscordAdapter(agents=agents(2), launcher=launcher)
     h, _ = await _posted(make, adapter)
     message = h.recorder.messages[max(h.recorder.messages)]
     adapter.set_agents([agents(1)[0], AgentConfig(name="agent-01", command=["x"], enabled=False)])
@@ -204,7 +200,7 @@ async def test_click_on_a_disabled_agent(make: MakeHarness) -> None:
 
 async def test_non_admin_cannot_start_a_session(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    h, _ = await _posted(make, DiscordAdapter(discord, agents=agents(1), launcher=launcher))
+    h, _ = await _posted(make, DiscordAdapter(agents=agents(1), launcher=launcher))
     message = h.recorder.messages[max(h.recorder.messages)]
     other = member_payload(USER_ID + 1, role_ids=[OTHER_ROLE_ID])
     await h.dispatch_interaction(button_click_payload("launch:agent-00", message, member=other))
@@ -219,7 +215,7 @@ async def test_non_admin_cannot_start_a_session(make: MakeHarness) -> None:
 
 async def test_an_empty_launch_role_lets_every_member_launch(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    h, _ = await _posted(make, DiscordAdapter(discord, agents=agents(1), launcher=launcher, launch_role=""))
+    h, _ = await _posted(make, DiscordAdapter(agents=agents(1), launcher=launcher, launch_role=""))
     message = h.recorder.messages[max(h.recorder.messages)]
     other = member_payload(USER_ID + 1, role_ids=[OTHER_ROLE_ID])
     await h.dispatch_interaction(button_click_payload("launch:agent-00", message, member=other))
@@ -228,7 +224,7 @@ async def test_an_empty_launch_role_lets_every_member_launch(make: MakeHarness) 
 
 async def test_launch_failure_is_reported_to_the_user(make: MakeHarness) -> None:
     launcher = LaunchRecorder(error=LaunchError("command not found: claude"))
-    h, _ = await _posted(make, DiscordAdapter(discord, agents=agents(1), launcher=launcher))
+    h, _ = await _posted(make, DiscordAdapter(agents=agents(1), launcher=launcher))
     message = h.recorder.messages[max(h.recorder.messages)]
     await h.dispatch_interaction(button_click_payload("launch:agent-00", message, member=ADMIN))
     assert (
@@ -238,7 +234,7 @@ async def test_launch_failure_is_reported_to_the_user(make: MakeHarness) -> None
 
 async def test_registered_once_across_reconnects_and_answered_once(make: MakeHarness) -> None:
     launcher = LaunchRecorder()
-    adapter = DiscordAdapter(discord, agents=agents(1), launcher=launcher)
+    adapter = DiscordAdapter(agents=agents(1), launcher=launcher)
     h, _ = await _posted(make, adapter)
     client = h.client
     assert isinstance(client, AdapterClient)
@@ -255,7 +251,7 @@ async def test_registered_once_across_reconnects_and_answered_once(make: MakeHar
 
 
 def test_view_is_built_without_importing_discord(monkeypatch: pytest.MonkeyPatch) -> None:
-    adapter = DiscordAdapter(discord, agents=agents(30))
+    adapter = DiscordAdapter(agents=agents(30))
     real_import = builtins.__import__
 
     def guarded(
@@ -268,20 +264,3 @@ def test_view_is_built_without_importing_discord(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(builtins, "__import__", guarded)
     views = [v for _, v in adapter.launcher_messages()]
     assert [len(v.children) for v in views if v is not None] == [25, 5]
-
-
-def test_the_injected_view_class_is_the_one_used() -> None:
-    built: list[object] = []
-
-    class CountingView(discord.ui.View):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            built.append(self)
-
-    ui = SimpleNamespace(View=CountingView, Button=discord.ui.Button, DynamicItem=discord.ui.DynamicItem)
-    injected = SimpleNamespace(
-        ui=ui, ButtonStyle=discord.ButtonStyle, AllowedMentions=discord.AllowedMentions
-    )
-    adapter = DiscordAdapter(injected, agents=agents(3))  # type: ignore[arg-type]
-    view = adapter._build_session_launcher_view()
-    assert built == [view]

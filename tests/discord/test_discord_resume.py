@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import discord
 import samples
 from bots import AdapterClient
 from conftest import MakeHarness
@@ -49,7 +48,7 @@ class ResumeRecorder:
 
 
 async def _blocked_message(make: MakeHarness, handler: Any) -> tuple[Harness, dict[str, Any]]:
-    h = await make(AdapterClient, adapter=DiscordAdapter(discord, resume_handler=handler))
+    h = await make(AdapterClient, adapter=DiscordAdapter(resume_handler=handler))
     adapter: DiscordAdapter = h.client.adapter  # type: ignore[attr-defined]
     sent = await adapter.send(text_channel(h.client), samples.blocked())
     h.recorder.clear()
@@ -126,7 +125,7 @@ async def test_a_crashing_handler_gets_a_generic_reply_and_a_log(make: MakeHarne
 async def test_button_on_a_message_from_before_a_restart_still_works(make: MakeHarness) -> None:
     # A fresh process never sent this message; the DynamicItem parses the slug from the custom id.
     handler = ResumeRecorder()
-    h = await make(AdapterClient, adapter=DiscordAdapter(discord, resume_handler=handler))
+    h = await make(AdapterClient, adapter=DiscordAdapter(resume_handler=handler))
     old = message_with_components([button_row(("resume:old-work", "Resume"))])
     await h.dispatch_interaction(button_click_payload("resume:old-work", old, member=ADMIN))
     assert [c[0] for c in handler.calls] == ["old-work"]
@@ -144,7 +143,7 @@ async def test_without_a_handler_the_admin_is_told_how_to_resume(make: MakeHarne
 
 async def test_a_custom_admin_role_name_is_honoured(make: MakeHarness) -> None:
     handler = ResumeRecorder()
-    adapter = DiscordAdapter(discord, resume_handler=handler, admin_role="member")
+    adapter = DiscordAdapter(resume_handler=handler, admin_role="member")
     h = await make(AdapterClient, adapter=adapter)
     sent = await adapter.send(text_channel(h.client), samples.blocked())
     await h.dispatch_interaction(

@@ -18,7 +18,7 @@ EVERY_KIND = samples.every_kind()
 
 
 async def _send(harness: Harness, notification: dict[str, Any], adapter: DiscordAdapter | None = None) -> Any:
-    adapter = adapter or DiscordAdapter(discord)
+    adapter = adapter or DiscordAdapter()
     harness.recorder.clear()
     await adapter.send(text_channel(harness.client), notification)
     [call] = harness.requests(POST)
@@ -51,7 +51,7 @@ async def test_every_kind_is_one_message_with_a_nonce_from_the_outbox_id(
 
 
 async def test_a_retried_delivery_reuses_the_nonce_so_discord_drops_the_duplicate(harness: Harness) -> None:
-    adapter = DiscordAdapter(discord)
+    adapter = DiscordAdapter()
     first = await _send(harness, samples.completed(nid=77), adapter)
     again = await _send(harness, samples.completed(nid=77), adapter)
     other = await _send(harness, samples.completed(nid=78), adapter)
@@ -106,7 +106,7 @@ async def test_discord_failure_propagates_so_the_outbox_retries(harness: Harness
     response = SimpleNamespace(status=503, reason="Service Unavailable")
     harness.recorder.on(POST, discord.HTTPException(response, "unavailable"))
     with pytest.raises(discord.HTTPException):
-        await DiscordAdapter(discord).send(text_channel(harness.client), samples.ready())
+        await DiscordAdapter().send(text_channel(harness.client), samples.ready())
 
 
 async def test_a_slug_outside_the_template_gets_no_button(harness: Harness) -> None:

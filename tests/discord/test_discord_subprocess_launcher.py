@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import discord
 import pytest
 from bots import AdapterClient
 from conftest import MakeHarness
@@ -64,7 +63,7 @@ async def test_missing_command_and_missing_repository_are_launch_errors(tmp_path
 
 async def test_a_click_starts_a_real_process(make: MakeHarness, tmp_path: Path) -> None:
     launcher = SubprocessLauncher(tmp_path)
-    adapter = DiscordAdapter(discord, agents=[reporter()], launcher=launcher)
+    adapter = DiscordAdapter(agents=[reporter()], launcher=launcher)
     h = await make(AdapterClient, adapter=adapter)
     [sent] = await adapter.post_launcher(text_channel(h.client))
     h.recorder.clear()
