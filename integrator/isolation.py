@@ -73,8 +73,10 @@ class InForce:
 
 
 def _programs() -> tuple[str, str, str] | None:
-    found = tuple(shutil.which(p) for p in ("unshare", "mount", "sh"))
-    return None if None in found else found  # type: ignore[return-value]
+    unshare, mount, sh = (shutil.which(p) for p in ("unshare", "mount", "sh"))
+    if unshare is None or mount is None or sh is None:
+        return None
+    return unshare, mount, sh
 
 
 @functools.lru_cache(maxsize=2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -114,8 +115,13 @@ class Runner:
             now = self._epoch()
             try:
                 got = await self.store.write(
-                    lambda c, now=now: leases.acquire(  # type: ignore[misc]
-                        c, leases.MAIN_LEASE, self.holder, now=now, ttl=ttl, started=self._started
+                    functools.partial(
+                        leases.acquire,
+                        key=leases.MAIN_LEASE,
+                        holder=self.holder,
+                        now=now,
+                        ttl=ttl,
+                        started=self._started,
                     )
                 )
                 current = (
@@ -164,7 +170,7 @@ class Runner:
             now = self._epoch()
             try:
                 return await self.store.write(
-                    lambda c, now=now: leases.renew(c, held, now=now, ttl=self.cfg.lease_ttl_s)  # type: ignore[misc]
+                    functools.partial(leases.renew, lease=held, now=now, ttl=self.cfg.lease_ttl_s)
                 )
             except StoreBusy as err:
                 log.warning("event=store_busy holder=%s during=renew error=%s", self.holder, err)

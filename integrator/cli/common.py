@@ -63,11 +63,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 def get_config(ctx: click.Context) -> Config:
     root = ctx.find_root()
-    cached = root.obj.get("config")
+    cached: Config | None = root.obj.get("config")
     if cached is None:
         cached = load_config(root.obj.get("config_path"))
         root.obj["config"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def fail(message: str, status: int) -> None:

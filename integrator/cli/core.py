@@ -223,7 +223,8 @@ def read_view(cfg: Config, view: Callable[[sqlite3.Connection], T], method: str)
     try:
         return readonly.read_store(cfg.db, current)
     except (readonly.StoreUnavailable, _Stale):
-        return run_async(call(cfg, method))  # type: ignore[no-any-return]
+        fallback: T = run_async(call(cfg, method))
+        return fallback
 
 
 async def _create_db(cfg: Config) -> None:
