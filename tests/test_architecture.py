@@ -1,0 +1,129 @@
+"""The layering the code promises (docs/architecture.md), checked on the source itself.
+
+No import cycle at module level, and discord only at the edge: a new shortcut fails here, naming the
+file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _modules(*packages: str) -> Iterator[tuple[str, ast.Module]]:
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            yield name, ast.parse(path.read_text(encoding="utf-8"), filename=name)
+
+
+def _imported(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, node.module
+            # `from integrator import cli` imports the CLI too.
+            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+PACKAGES = ("integrator", "bot", "teleclaude")
+MAX_MODULE_LINES = 600
+
+
+def _module_name(path: str) -> str:
+    return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def _top_level_imports(body: list[ast.stmt]) -> Iterator[str]:
+    """What a module imports when it loads: not in a function, nor under ``if TYPE_CHECKING``."""
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _top_level_imports(node.orelse)
+        else:  # class bodies, try/except, if/else, with: all run at load time
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.excepthandler):
+                    yield from _top_level_imports(child.body)
+            for field in ("body", "orelse", "finalbody"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list) and all(isinstance(n, ast.stmt) for n in inner):
+                    yield from _top_level_imports(inner)
+
+
+def _import_graph(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
+    """module -> the modules of the three packages it imports at load time (names that are not modules drop out)."""
+    return {
+        name: {m for m in _top_level_imports(tree.body) if m in trees and m != name}
+        for name, tree in trees.items()
+    }
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_at_module_level() -> None:
+    trees = {_module_name(name): tree for name, tree in _modules(*PACKAGES)}
+    assert _cycles(_import_graph(trees)) == []
+
+
+def test_the_core_imports_no_discord() -> None:
+    found = [
+        f"{name}:{line} imports {module}"
+        for name, tree in _modules("integrator")
+        for line, module in _imported(tree)
+        if module.split(".")[0] in ("discord", "teleclaude", "bot")
+    ]
+    assert found == []
+
+
+def test_the_layout_checks_see_a_violation() -> None:
+    """A cycle, a discord import and a module import hidden in a function or TYPE_CHECKING are told apart."""
+    trees = {
+        "a": ast.parse("from b import x\nimport discord.ui\n"),
+        "b": ast.parse("try:\n    import x\nexcept ImportError:\n    import c\ndef f():\n    import a\n"),
+        "c": ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import b\nimport a\n"),
+        "d": ast.parse("import a\n"),
+    }
+    assert _cycles(_import_graph(trees)) == [["a", "b", "c"]]
+    del trees["c"]
+    assert _cycles(_import_graph(trees)) == []
+    assert "discord.ui" in [m for _, m in _imported(ast.parse("import discord.ui\n"))]
