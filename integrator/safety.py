@@ -104,6 +104,21 @@ def _status_paths(porcelain_z: str) -> list[str]:
     return paths
 
 
+@dataclass(frozen=True)
+class _Repo:
+    """The repository under check: ``shown`` as the caller named it (messages), ``path`` resolved."""
+
+    shown: Path
+    path: Path
+    timeout: float
+
+    async def git(self, *args: str) -> git.Result:
+        # Stop discovery at the repository itself: a plain directory inside some other checkout must
+        # not be mistaken for that checkout.
+        env = {"GIT_CEILING_DIRECTORIES": str(self.path.parent)}
+        return await git.run(args, cwd=self.path, timeout=self.timeout, check=False, env=env)
+
+
 async def check_preconditions(
     repo: Path, *, remote: str, main_branch: str, timeout: float
 ) -> list[SafetyViolation]:
@@ -119,93 +134,87 @@ async def check_preconditions(
     repo = Path(repo)
     if not repo.is_dir():
         return [SafetyViolation(GIT_STATE_UNKNOWN, f"{repo} is not a directory", {"repo": str(repo)})]
-    resolved = repo.resolve()
-    # Stop discovery at the repository itself: a plain directory inside some other checkout must
-    # not be mistaken for that checkout.
-    env = {"GIT_CEILING_DIRECTORIES": str(resolved.parent)}
-
-    async def rev(*args: str) -> git.Result:
-        return await git.run(args, cwd=resolved, timeout=timeout, check=False, env=env)
-
-    probe = await rev("rev-parse", "--absolute-git-dir", "--is-bare-repository")
+    r = _Repo(repo, repo.resolve(), timeout)
+    probe = await r.git("rev-parse", "--absolute-git-dir", "--is-bare-repository")
     if not probe.ok:
         return [_unreadable(repo, "reading the repository", probe)]
     git_dir_text, bare_text = probe.stdout.splitlines()[:2]
-    git_dir = Path(git_dir_text)
-    bare = bare_text.strip() == "true"
-    violations: list[SafetyViolation] = []
-
     # A bare repository's HEAD only names the default branch; nothing is checked out from it.
-    if not bare and not (await rev("rev-parse", "--verify", "--quiet", "HEAD^{commit}")).ok:
-        violations.append(
-            SafetyViolation(
-                GIT_STATE_UNKNOWN,
-                f"HEAD of {repo} does not resolve to a commit (unborn or broken)",
-                {"repo": str(repo)},
-            )
-        )
-    for marker, operation in _IN_PROGRESS:
-        if (git_dir / marker).exists():
-            violations.append(
-                SafetyViolation(
-                    GIT_STATE_UNKNOWN,
-                    f"{operation} is in progress in {repo} ({marker} exists)",
-                    {"repo": str(repo), "marker": marker, "git_dir": str(git_dir)},
-                )
-            )
-
+    bare = bare_text.strip() == "true"
+    violations = [] if bare else await _head_unresolved(r)
+    violations += _in_progress(repo, Path(git_dir_text))
     if not bare:
-        # --no-optional-locks: a read-only check must not take index.lock from a worker's git.
-        status = await rev("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no")
-        if not status.ok:
-            violations.append(_unreadable(repo, "git status", status))
-        else:
-            paths = _status_paths(status.stdout)
-            if paths:
-                violations.append(
-                    SafetyViolation(
-                        CHECKOUT_DIRTY,
-                        f"{repo} has uncommitted changes to {len(paths)} tracked path(s): "
-                        + ", ".join(paths[:_SHOWN_PATHS])
-                        + (" ..." if len(paths) > _SHOWN_PATHS else ""),
-                        {"repo": str(repo), "count": str(len(paths)), "paths": "\n".join(paths)},
-                    )
-                )
+        violations += await _dirty(r)
+    return violations + await _main_violations(r, remote, main_branch)
 
+
+async def _head_unresolved(r: _Repo) -> list[SafetyViolation]:
+    if (await r.git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")).ok:
+        return []
+    message = f"HEAD of {r.shown} does not resolve to a commit (unborn or broken)"
+    return [SafetyViolation(GIT_STATE_UNKNOWN, message, {"repo": str(r.shown)})]
+
+
+def _in_progress(repo: Path, git_dir: Path) -> list[SafetyViolation]:
+    return [
+        SafetyViolation(
+            GIT_STATE_UNKNOWN,
+            f"{operation} is in progress in {repo} ({marker} exists)",
+            {"repo": str(repo), "marker": marker, "git_dir": str(git_dir)},
+        )
+        for marker, operation in _IN_PROGRESS
+        if (git_dir / marker).exists()
+    ]
+
+
+async def _dirty(r: _Repo) -> list[SafetyViolation]:
+    # --no-optional-locks: a read-only check must not take index.lock from a worker's git.
+    status = await r.git("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=no")
+    if not status.ok:
+        return [_unreadable(r.shown, "git status", status)]
+    paths = _status_paths(status.stdout)
+    if not paths:
+        return []
+    return [
+        SafetyViolation(
+            CHECKOUT_DIRTY,
+            f"{r.shown} has uncommitted changes to {len(paths)} tracked path(s): "
+            + ", ".join(paths[:_SHOWN_PATHS])
+            + (" ..." if len(paths) > _SHOWN_PATHS else ""),
+            {"repo": str(r.shown), "count": str(len(paths)), "paths": "\n".join(paths)},
+        )
+    ]
+
+
+async def _main_violations(r: _Repo, remote: str, main_branch: str) -> list[SafetyViolation]:
+    repo = r.shown
     remote_ref = f"refs/remotes/{remote}/{main_branch}"
     local_ref = f"refs/heads/{main_branch}"
-    remote_sha = await rev("rev-parse", "--verify", "--quiet", f"{remote_ref}^{{commit}}")
+    remote_sha = await r.git("rev-parse", "--verify", "--quiet", f"{remote_ref}^{{commit}}")
     if not remote_sha.ok:
-        violations.append(
-            SafetyViolation(
-                REMOTE_MAIN_MISSING,
-                f"{remote_ref} does not exist in {repo}: was {remote!r} fetched?",
-                {"repo": str(repo), "ref": remote_ref},
-            )
-        )
         # Without the remote's main there is nothing to compare the local main against.
-        return violations
-
-    local_sha = await rev("rev-parse", "--verify", "--quiet", f"{local_ref}^{{commit}}")
-    if local_sha.ok:
-        ahead = await rev("rev-list", "--end-of-options", local_ref, f"^{remote_ref}", "--")
-        if not ahead.ok:
-            violations.append(_unreadable(repo, "git rev-list", ahead))
-            return violations
-        commits = ahead.stdout.split()
-        if commits:
-            violations.append(
-                SafetyViolation(
-                    LOCAL_MAIN_AHEAD,
-                    f"local {main_branch} in {repo} has {len(commits)} commit(s) not on {remote_ref}; "
-                    "the integrator must never push them",
-                    {
-                        "repo": str(repo),
-                        "count": str(len(commits)),
-                        "local": local_sha.stdout.strip(),
-                        "remote": remote_sha.stdout.strip(),
-                        "commits": "\n".join(commits[:_SHOWN_PATHS]),
-                    },
-                )
-            )
-    return violations
+        message = f"{remote_ref} does not exist in {repo}: was {remote!r} fetched?"
+        return [SafetyViolation(REMOTE_MAIN_MISSING, message, {"repo": str(repo), "ref": remote_ref})]
+    local_sha = await r.git("rev-parse", "--verify", "--quiet", f"{local_ref}^{{commit}}")
+    if not local_sha.ok:
+        return []
+    ahead = await r.git("rev-list", "--end-of-options", local_ref, f"^{remote_ref}", "--")
+    if not ahead.ok:
+        return [_unreadable(repo, "git rev-list", ahead)]
+    commits = ahead.stdout.split()
+    if not commits:
+        return []
+    return [
+        SafetyViolation(
+            LOCAL_MAIN_AHEAD,
+            f"local {main_branch} in {repo} has {len(commits)} commit(s) not on {remote_ref}; "
+            "the integrator must never push them",
+            {
+                "repo": str(repo),
+                "count": str(len(commits)),
+                "local": local_sha.stdout.strip(),
+                "remote": remote_sha.stdout.strip(),
+                "commits": "\n".join(commits[:_SHOWN_PATHS]),
+            },
+        )
+    ]
