@@ -203,29 +203,10 @@ class Runner:
         renew = asyncio.create_task(self._renew_forever())
         listener = WakeListener(self.store.path)
         listener.start()
-        direct = self.workflow.verifier
-        if self.cfg.pipeline_depth > 1 and self.cfg.verify_command:
-            # Per tenure: only the holder verifies, and a lost lease stops every verify with it.
-            self.pipeline = pipeline.Pipeline(
-                self.cfg, self.store, self.guard, self.workflow.message, self.workflow._secrets
-            )
-            self.workflow.verifier = self.pipeline
-            self.pipeline.start()
+        direct = self._start_pipeline()
         busy: StoreBusy | None = None
         try:
-            # What a crashed predecessor left (a verify still running, its checkout, git lock files)
-            # would fail every later step: cleared before anything else touches the clone.
-            await recovery.recover_clone(self.cfg.repo, self.cfg.state_dir, timeout=self.cfg.git_timeout_s)
-            await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
-            await self.workflow.recover()
-            while not stop.is_set() and not self._lost.is_set():
-                worked = await self.cycle()
-                await cutover.watchdog(self.integ)
-                if worked:
-                    continue
-                if once and (self._backoff == 0 or self.faults_in_a_row >= ONCE_FAULT_LIMIT):
-                    break
-                await self._idle(listener, stop)
+            await self._drain(listener, stop, once=once)
         except LeaseLost as err:
             log.warning("event=lease_lost reason=%s", err)
             self._lost.set()
@@ -236,25 +217,57 @@ class Runner:
             busy = err
             self._lost.set()
         finally:
-            if self.pipeline is not None:
-                await self.pipeline.stop()
-                self.pipeline = None
-                self.workflow.verifier = direct
-            renew.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew
-            listener.stop()
-            held = self.lease
-            self.lease = None
-            if held is not None:
-                # Unreleased (still locked), it simply expires.
-                with contextlib.suppress(StoreBusy):
-                    await self.store.write(lambda c: leases.release(c, held))
+            await self._end_tenure(renew, listener, direct)
         if busy is not None:
             if once:
                 raise busy
             await sleep_or_stop(stop, STORE_BUSY_PAUSE_S)
         return self._lost.is_set()
+
+    def _start_pipeline(self) -> pipeline.Direct:
+        """Start this tenure's verify pipeline (when configured); returns the verifier to restore."""
+        direct = self.workflow.verifier
+        if self.cfg.pipeline_depth > 1 and self.cfg.verify_command:
+            # Per tenure: only the holder verifies, and a lost lease stops every verify with it.
+            self.pipeline = pipeline.Pipeline(
+                self.cfg, self.store, self.guard, self.workflow.message, self.workflow._secrets
+            )
+            self.workflow.verifier = self.pipeline
+            self.pipeline.start()
+        return direct
+
+    async def _drain(self, listener: WakeListener, stop: asyncio.Event, *, once: bool) -> None:
+        # What a crashed predecessor left (a verify still running, its checkout, git lock files)
+        # would fail every later step: cleared before anything else touches the clone.
+        await recovery.recover_clone(self.cfg.repo, self.cfg.state_dir, timeout=self.cfg.git_timeout_s)
+        await git.refresh_index(self.cfg.repo, timeout=self.cfg.git_timeout_s)
+        await self.workflow.recover()
+        while not stop.is_set() and not self._lost.is_set():
+            worked = await self.cycle()
+            await cutover.watchdog(self.integ)
+            if worked:
+                continue
+            if once and (self._backoff == 0 or self.faults_in_a_row >= ONCE_FAULT_LIMIT):
+                return
+            await self._idle(listener, stop)
+
+    async def _end_tenure(
+        self, renew: asyncio.Task[None], listener: WakeListener, direct: pipeline.Direct
+    ) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+            self.pipeline = None
+            self.workflow.verifier = direct
+        renew.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renew
+        listener.stop()
+        held = self.lease
+        self.lease = None
+        if held is not None:
+            # Unreleased (still locked), it simply expires.
+            with contextlib.suppress(StoreBusy):
+                await self.store.write(lambda c: leases.release(c, held))
 
     async def _idle(self, listener: WakeListener, stop: asyncio.Event) -> None:
         timeout = self._backoff or self.cfg.idle_check_s

@@ -240,19 +240,7 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
     )
     decided = [r for r in found if r["actual"] is not None]
     agreements = [r for r in decided if (r["prediction"], r["actual"]) in AGREEMENT]
-    disagreements = [
-        {
-            "slug": r["slug"],
-            "sha": r["sha"],
-            "prediction": r["prediction"],
-            "actual": r["actual"],
-            "conflicted_paths": json.loads(r["conflicted_paths"]),
-            "changed_paths": json.loads(r["actual_paths"]),
-            "landed_by": r["actual_detail"],
-        }
-        for r in decided
-        if (r["prediction"], r["actual"]) not in AGREEMENT
-    ]
+    disagreements = [_disagreement(r) for r in decided if (r["prediction"], r["actual"]) not in AGREEMENT]
     stall_cutoff = iso(now - timedelta(seconds=cfg.stall_limit_s))
     stuck = [
         {"slug": r["slug"], "sha": r["sha"], "predicted_at": r["predicted_at"], "prediction": r["prediction"]}
@@ -269,17 +257,7 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
     errors = settings.faults_since(conn, window_start) if window_start else []
     agreement = len(agreements) / len(decided) if decided else 0.0
     gate = cfg.gate
-    reasons = []
-    if len(decided) < gate.min_decided:
-        reasons.append(f"only {len(decided)} decided candidates; the gate needs at least {gate.min_decided}")
-    if decided and agreement < gate.min_agreement:
-        reasons.append(f"agreement {agreement:.1%} is below {gate.min_agreement:.0%}")
-    if stuck:
-        reasons.append(
-            f"{len(stuck)} candidate(s) stuck longer than the stall limit ({cfg.stall_limit_s:.0f}s)"
-        )
-    if errors:
-        reasons.append(f"{len(errors)} integrator error(s) in the window")
+    reasons = _gate_reasons(cfg, len(decided), agreement, len(stuck), len(errors))
     return {
         "predicted": len(found),
         "decided": len(decided),
@@ -301,3 +279,30 @@ def report(conn: sqlite3.Connection, cfg: Config, *, now: datetime) -> dict[str,
             },
         },
     }
+
+
+def _disagreement(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "slug": r["slug"],
+        "sha": r["sha"],
+        "prediction": r["prediction"],
+        "actual": r["actual"],
+        "conflicted_paths": json.loads(r["conflicted_paths"]),
+        "changed_paths": json.loads(r["actual_paths"]),
+        "landed_by": r["actual_detail"],
+    }
+
+
+def _gate_reasons(cfg: Config, decided: int, agreement: float, stuck: int, errors: int) -> list[str]:
+    """Why the cutover gate fails; empty means it passes."""
+    gate = cfg.gate
+    reasons = []
+    if decided < gate.min_decided:
+        reasons.append(f"only {decided} decided candidates; the gate needs at least {gate.min_decided}")
+    if decided and agreement < gate.min_agreement:
+        reasons.append(f"agreement {agreement:.1%} is below {gate.min_agreement:.0%}")
+    if stuck:
+        reasons.append(f"{stuck} candidate(s) stuck longer than the stall limit ({cfg.stall_limit_s:.0f}s)")
+    if errors:
+        reasons.append(f"{errors} integrator error(s) in the window")
+    return reasons

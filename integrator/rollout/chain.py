@@ -7,6 +7,7 @@ The slices come from the parent's ``slices:`` in ``roadmap.yaml``; nothing here 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from integrator.rollout.models import Plan, RoadmapEntry, Rollout
 from integrator.rollout.order import first_index
@@ -60,9 +61,20 @@ def _check_declarations(rollout: Rollout) -> list[Problem]:
 def _check_plan(
     rollout: Rollout, plan: Plan, by_slug: Mapping[str, RoadmapEntry], index: Mapping[str, int]
 ) -> list[Problem]:
-    path = rollout.roadmap_path
-    problems: list[Problem] = []
+    problems = _check_order(rollout.roadmap_path, plan, by_slug, index)
     graph = {slug: e.after for slug, e in by_slug.items()}
+    for position, slug in enumerate(plan.slices):
+        entry = by_slug.get(slug)
+        if entry is not None:
+            problems += _check_slice(rollout.roadmap_path, plan, position, entry, graph)
+    return problems
+
+
+def _check_order(
+    path: Path, plan: Plan, by_slug: Mapping[str, RoadmapEntry], index: Mapping[str, int]
+) -> list[Problem]:
+    """The plan's todos are all in the roadmap, in the plan's order."""
+    problems: list[Problem] = []
     previous: str | None = None
     for slug in plan.todos:
         if slug not in index:
@@ -79,48 +91,31 @@ def _check_plan(
                 )
             )
         previous = slug
-    first = plan.slices[0]
-    for position, slug in enumerate(plan.slices):
-        entry = by_slug.get(slug)
-        if entry is None:
-            continue
-        if entry.group != plan.parent:
-            problems.append(
-                error(
-                    "group", path, entry.line, f"{slug} must have group: {plan.parent} (has {entry.group!r})"
-                )
-            )
-        if position == 0:
-            others = [d for d in entry.after if d in plan.todos]
-            if others:
-                problems.append(
-                    error(
-                        "FR1.2",
-                        path,
-                        entry.line,
-                        f"{slug} is the first slice and must not wait for {', '.join(others)}",
-                    )
-                )
-            continue
-        predecessor = plan.slices[position - 1]
-        if predecessor not in entry.after:
-            problems.append(
-                error(
-                    "FR1.3",
-                    path,
-                    entry.line,
-                    f"{slug} must have after: {predecessor} (it depends on the prior slice)",
-                )
-            )
-        if not _reaches(graph, slug, first):
-            problems.append(
-                error(
-                    "FR1.2",
-                    path,
-                    entry.line,
-                    f"{slug} does not depend (directly or through its predecessors) on {first}",
-                )
-            )
+    return problems
+
+
+def _check_slice(
+    path: Path, plan: Plan, position: int, entry: RoadmapEntry, graph: Mapping[str, tuple[str, ...]]
+) -> list[Problem]:
+    """One slice of the plan: its group, and its place in the dependency chain."""
+    slug, first = entry.slug, plan.slices[0]
+    problems: list[Problem] = []
+    if entry.group != plan.parent:
+        message = f"{slug} must have group: {plan.parent} (has {entry.group!r})"
+        problems.append(error("group", path, entry.line, message))
+    if position == 0:
+        others = [d for d in entry.after if d in plan.todos]
+        if others:
+            message = f"{slug} is the first slice and must not wait for {', '.join(others)}"
+            problems.append(error("FR1.2", path, entry.line, message))
+        return problems
+    predecessor = plan.slices[position - 1]
+    if predecessor not in entry.after:
+        message = f"{slug} must have after: {predecessor} (it depends on the prior slice)"
+        problems.append(error("FR1.3", path, entry.line, message))
+    if not _reaches(graph, slug, first):
+        message = f"{slug} does not depend (directly or through its predecessors) on {first}"
+        problems.append(error("FR1.2", path, entry.line, message))
     return problems
 
 
