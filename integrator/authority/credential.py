@@ -95,11 +95,6 @@ def push_options_env(options: list[str]) -> dict[str, str]:
     return env
 
 
-def credential_push_env(cfg: Config) -> dict[str, str]:
-    """What the integrator's own push of main needs in its environment (see :func:`push_options_env`)."""
-    return push_options_env([f"{TOKEN_OPTION}={read_credential(cfg)}"])
-
-
 def probe_marker(credential: str, nonce: str) -> str:
     """``integrator-probe=NONCE.MAC``: the hook honours it only if MAC proves the credential."""
     data = f"{credential}:{nonce}".encode()

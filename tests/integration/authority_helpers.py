@@ -16,11 +16,17 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from integrator import git
-from integrator.authority.credential import credential_push_env
+from integrator.authority.credential import TOKEN_OPTION, push_options_env, read_credential
 from integrator.authority.hooks import install_hooks
 from integrator.authority.remote import RemotePaths
 from integrator.cli import cli
 from integrator.config import Config, build_config, write_config
+
+
+def credential_push_env(cfg: Config) -> dict[str, str]:
+    """A push carrying the integrator's credential as a push option (the product adds its fencing number)."""
+    return push_options_env([f"{TOKEN_OPTION}={read_credential(cfg)}"])
+
 
 # Isolated from the developer's own git configuration (default branch, hooks, signing, identity).
 ENV = {
