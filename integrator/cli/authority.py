@@ -66,105 +66,110 @@ def _wait_for_stop(served: remote_serve.ServedRemote) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
 
 
+@click.group("hooks")
+def hooks() -> None:
+    """Install the remote's pre-receive/post-receive hooks and ingest what they spool."""
+
+
+@hooks.command("install")
+@click.option("--remote", "remote", required=True, help="Path to the bare repository workers push to.")
+@click.option("--force", is_flag=True, help="Replace foreign hooks (kept as backups).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def install(ctx: click.Context, remote: str, force: bool, as_json: bool) -> None:
+    """Install the hooks, pin core.hooksPath, and place the integrator's credential (idempotent)."""
+    cfg = get_config(ctx)
+    preflight.full(cfg)
+    report = install_hooks(cfg, remote, force=force)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _print_install(report)
+
+
+@hooks.command("ingest")
+@click.option("--remote", "remote", required=True, help="Path to the bare repository.")
+@click.option("--quiet", is_flag=True, help="Print nothing unless something is wrong (used by the hook).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--deadline",
+    type=click.IntRange(1, 3600),
+    default=None,
+    help="Kill this process after SECONDS, whatever it is waiting on (used by the hook).",
+)
+@click.pass_context
+@handle_errors
+def ingest(ctx: click.Context, remote: str, quiet: bool, as_json: bool, deadline: int | None) -> None:
+    """Turn the post-receive spool into branch_pushed events (safe to run concurrently)."""
+    if deadline is not None:
+        # A detached ingestion nobody watches must not live forever (a stuck database, a
+        # thread that keeps the interpreter from exiting); SIGALRM's default action ends it.
+        signal.alarm(deadline)
+    report = ingest_spool(get_config(ctx), remote)
+    for reason in report.skipped:
+        click.echo(f"skipped: {reason}", err=True)
+    if as_json:
+        echo_json(report.as_dict())
+    elif not quiet:
+        click.echo(f"ingested {report.files} spool file(s): {report.events} event(s), {report.stored} new")
+
+
+@click.group("remote")
+def remote_group() -> None:
+    """Serve the bare repository over a server transport."""
+
+
+@remote_group.command("serve")
+@click.option("--remote", "remote", required=True, help="Path to the bare repository.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one).")
+@handle_errors
+def serve(remote: str, port: int | None) -> None:
+    """Serve the bare repository with git daemon on 127.0.0.1 until SIGINT/SIGTERM."""
+    bare = check_bare(remote)
+    hook = RemotePaths(bare).hooks / "pre-receive"
+    if not (hook.is_file() and HOOK_MARKER in hook.read_text(errors="replace")):
+        click.echo(f"warning: no integrator hooks in {bare}; run `integrator hooks install` first", err=True)
+    served = remote_serve.start(bare, port=port, log=sys.stderr.buffer)
+    try:
+        click.echo(served.url)
+        sys.stdout.flush()
+        click.echo(f"serving {bare} on loopback only; stop with Ctrl-C or SIGTERM", err=True)
+        _wait_for_stop(served)
+    finally:
+        served.stop()
+
+
+@click.group("authority")
+def authority_group() -> None:
+    """Check that only the integrator can push main."""
+
+
+@authority_group.command("verify")
+@click.option(
+    "--remote", "remote", required=True, help="Path or URL of the remote (path, file://, git://, ...)."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="Expected mode when the remote's mode file cannot be read (remote URLs).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@handle_errors
+def verify(ctx: click.Context, remote: str, mode: str | None, as_json: bool) -> None:
+    """Try every known bypass against the remote, restore main, and print what held (exit 1 if not)."""
+    report = bypass.verify(get_config(ctx), remote, mode=mode)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _print_verify(report)
+    if not report.ok:
+        sys.exit(1)
+
+
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the root group."""
-
-    @cli.group()
-    def hooks() -> None:
-        """Install the remote's pre-receive/post-receive hooks and ingest what they spool."""
-
-    @hooks.command("install")
-    @click.option("--remote", "remote", required=True, help="Path to the bare repository workers push to.")
-    @click.option("--force", is_flag=True, help="Replace foreign hooks (kept as backups).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @click.pass_context
-    @handle_errors
-    def install(ctx: click.Context, remote: str, force: bool, as_json: bool) -> None:
-        """Install the hooks, pin core.hooksPath, and place the integrator's credential (idempotent)."""
-        cfg = get_config(ctx)
-        preflight.full(cfg)
-        report = install_hooks(cfg, remote, force=force)
-        if as_json:
-            echo_json(report.as_dict())
-        else:
-            _print_install(report)
-
-    @hooks.command("ingest")
-    @click.option("--remote", "remote", required=True, help="Path to the bare repository.")
-    @click.option("--quiet", is_flag=True, help="Print nothing unless something is wrong (used by the hook).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @click.option(
-        "--deadline",
-        type=click.IntRange(1, 3600),
-        default=None,
-        help="Kill this process after SECONDS, whatever it is waiting on (used by the hook).",
-    )
-    @click.pass_context
-    @handle_errors
-    def ingest(ctx: click.Context, remote: str, quiet: bool, as_json: bool, deadline: int | None) -> None:
-        """Turn the post-receive spool into branch_pushed events (safe to run concurrently)."""
-        if deadline is not None:
-            # A detached ingestion nobody watches must not live forever (a stuck database, a
-            # thread that keeps the interpreter from exiting); SIGALRM's default action ends it.
-            signal.alarm(deadline)
-        report = ingest_spool(get_config(ctx), remote)
-        for reason in report.skipped:
-            click.echo(f"skipped: {reason}", err=True)
-        if as_json:
-            echo_json(report.as_dict())
-        elif not quiet:
-            click.echo(
-                f"ingested {report.files} spool file(s): {report.events} event(s), {report.stored} new"
-            )
-
-    @cli.group("remote")
-    def remote_group() -> None:
-        """Serve the bare repository over a server transport."""
-
-    @remote_group.command("serve")
-    @click.option("--remote", "remote", required=True, help="Path to the bare repository.")
-    @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: a free one).")
-    @handle_errors
-    def serve(remote: str, port: int | None) -> None:
-        """Serve the bare repository with git daemon on 127.0.0.1 until SIGINT/SIGTERM."""
-        bare = check_bare(remote)
-        hook = RemotePaths(bare).hooks / "pre-receive"
-        if not (hook.is_file() and HOOK_MARKER in hook.read_text(errors="replace")):
-            click.echo(
-                f"warning: no integrator hooks in {bare}; run `integrator hooks install` first", err=True
-            )
-        served = remote_serve.start(bare, port=port, log=sys.stderr.buffer)
-        try:
-            click.echo(served.url)
-            sys.stdout.flush()
-            click.echo(f"serving {bare} on loopback only; stop with Ctrl-C or SIGTERM", err=True)
-            _wait_for_stop(served)
-        finally:
-            served.stop()
-
-    @cli.group("authority")
-    def authority_group() -> None:
-        """Check that only the integrator can push main."""
-
-    @authority_group.command("verify")
-    @click.option(
-        "--remote", "remote", required=True, help="Path or URL of the remote (path, file://, git://, ...)."
-    )
-    @click.option(
-        "--mode",
-        type=click.Choice(MODES),
-        default=None,
-        help="Expected mode when the remote's mode file cannot be read (remote URLs).",
-    )
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    @click.pass_context
-    @handle_errors
-    def verify(ctx: click.Context, remote: str, mode: str | None, as_json: bool) -> None:
-        """Try every known bypass against the remote, restore main, and print what held (exit 1 if not)."""
-        report = bypass.verify(get_config(ctx), remote, mode=mode)
-        if as_json:
-            echo_json(report.as_dict())
-        else:
-            _print_verify(report)
-        if not report.ok:
-            sys.exit(1)
+    for group in (hooks, remote_group, authority_group):
+        cli.add_command(group)
