@@ -21,8 +21,9 @@ from bot import permissions
 from bot.commands import IntegrateGroup, NotAdmin
 from bot.launcher import SubprocessLauncher
 from bot.notify import DISCORD_CONSUMER, DiscordSink
-from bot.supervise import Backoff, supervise
+from bot.supervise import supervise
 from integrator import outbox
+from integrator.backoff import Backoff
 from integrator.delivery import deliver_forever
 from integrator.errors import IntegratorError
 from integrator.service import Integrator
@@ -104,9 +105,11 @@ class IntegratorBot(discord.Client):
             self._delivery = asyncio.create_task(
                 supervise(
                     "discord-delivery",
-                    lambda: deliver_forever(self.integ.store, DISCORD_CONSUMER, sink, self._delivery_stop),
+                    lambda: deliver_forever(
+                        self.integ.store, DISCORD_CONSUMER, sink, self._delivery_stop, clock=self.integ.clock
+                    ),
                     self._delivery_stop,
-                    Backoff(initial_s=1.0, max_s=60.0),
+                    Backoff(first_s=1.0, max_s=60.0),
                 ),
                 name="discord-delivery",
             )

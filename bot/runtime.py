@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from bot.notify import CONSOLE_CONSUMER, DISCORD_CONSUMER, ConsoleSink
-from bot.supervise import Backoff, supervise
+from bot.supervise import HEALTHY_AFTER_S, supervise
 from integrator import outbox
+from integrator.backoff import Backoff
 from integrator.config import Config
 from integrator.delivery import deliver_forever
 from integrator.runner import Runner
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_S = 15.0
-CONNECT_BACKOFF = Backoff(initial_s=2.0, max_s=300.0)
-RUNNER_BACKOFF = Backoff(initial_s=1.0, max_s=60.0)
+CONNECT_BACKOFF = Backoff(first_s=2.0, max_s=300.0)
+RUNNER_BACKOFF = Backoff(first_s=1.0, max_s=60.0)
 
 ClientFactory = Callable[[Integrator], "IntegratorBot"]
 
@@ -95,7 +96,9 @@ class BotRuntime:
                     asyncio.create_task(
                         supervise(
                             "console-delivery",
-                            lambda: deliver_forever(integ.store, CONSOLE_CONSUMER, sink, after),
+                            lambda: deliver_forever(
+                                integ.store, CONSOLE_CONSUMER, sink, after, clock=integ.clock
+                            ),
                             after,
                         ),
                         name="console-delivery",
@@ -141,7 +144,7 @@ class BotRuntime:
     async def _discord(self, integ: Integrator, stop: asyncio.Event) -> None:
         """Connect, and whenever the connection attempt fails or ends, try again with backoff."""
         assert self.token is not None
-        delay = self.connect_backoff.initial_s
+        failures = 0
         while not stop.is_set():
             client = self.client_factory(integ)
             self.client = client
@@ -157,8 +160,9 @@ class BotRuntime:
                 error = await _outcome(session)
             if stop.is_set():
                 return
-            if client.logged_in and time.monotonic() - started >= self.connect_backoff.healthy_after_s:
-                delay = self.connect_backoff.initial_s
+            if client.logged_in and time.monotonic() - started >= HEALTHY_AFTER_S:
+                failures = 0
+            delay = self.connect_backoff.delay(failures)
             # Never the token: discord.py's exceptions do not carry it, and we add nothing else.
             log.warning(
                 "event=discord_unavailable attempt=%d error=%s retry_in_s=%.1f "
@@ -169,7 +173,7 @@ class BotRuntime:
             )
             if await sleep_or_stop(stop, delay):
                 return
-            delay = self.connect_backoff.next(delay)
+            failures += 1
 
 
 async def _outcome(task: asyncio.Task[None]) -> str:

@@ -10,29 +10,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+from integrator.backoff import Backoff
 from integrator.wake import sleep_or_stop
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 1.0
-    max_s: float = 300.0
-    # A run that lasted this long counts as healthy: the next failure starts from initial_s again.
-    healthy_after_s: float = 60.0
-
-    def next(self, delay: float) -> float:
-        return min(self.max_s, max(self.initial_s, delay * 2))
+# A run that lasted this long counts as healthy: the next failure starts from the first delay again.
+HEALTHY_AFTER_S = 60.0
+DEFAULT_BACKOFF = Backoff(first_s=1.0, max_s=300.0)
 
 
 async def supervise(
-    name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event, backoff: Backoff = Backoff()
+    name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event, backoff: Backoff = DEFAULT_BACKOFF
 ) -> None:
     """Run ``run()`` again whenever it ends or fails before ``stop`` is set."""
-    delay = backoff.initial_s
+    failures = 0
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -43,8 +37,8 @@ async def supervise(
             if stop.is_set():
                 return
             log.warning("event=task_ended task=%s restarting=yes", name)
-        if time.monotonic() - started >= backoff.healthy_after_s:
-            delay = backoff.initial_s
-        if await sleep_or_stop(stop, delay):
+        if time.monotonic() - started >= HEALTHY_AFTER_S:
+            failures = 0
+        if await sleep_or_stop(stop, backoff.delay(failures)):
             return
-        delay = backoff.next(delay)
+        failures += 1

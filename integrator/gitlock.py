@@ -21,6 +21,8 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+from integrator.backoff import Backoff
+
 LOCK_NAME = "teleclaude-integrator.flock"
 # The git commands that write refs or the index; reads and object writes (atomic renames) run freely.
 # Not push: its only local write is the remote-tracking ref after the remote accepted it (a failure
@@ -39,7 +41,8 @@ WRITERS = frozenset(
         "reset",
     }
 )
-_POLL_S = (0.002, 0.05)  # the first and the longest pause between tries
+# Short pauses: the holder is one git command, usually done in milliseconds.
+_WAITS = Backoff(first_s=0.002, max_s=0.05)
 
 
 class LockTimeout(Exception):
@@ -70,12 +73,8 @@ def _try(fd: int) -> bool:
 
 
 def _waits(path: Path, timeout: float) -> Iterator[float]:
-    """The pauses between tries (doubling up to a cap); raises LockTimeout once ``timeout`` has passed."""
-    deadline = time.monotonic() + timeout
-    pause = _POLL_S[0]
-    while time.monotonic() <= deadline:
-        yield pause
-        pause = min(pause * 2, _POLL_S[1])
+    """The pauses between tries; raises LockTimeout once ``timeout`` has passed."""
+    yield from _WAITS.pauses(timeout)
     raise LockTimeout(f"another git command held {path} for more than {timeout:.0f}s")
 
 

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from integrator.backoff import Backoff
 from integrator.events import canonical_json
 from integrator.store import one, rows
 
@@ -31,7 +32,8 @@ KINDS = frozenset(
         "verify_started",
     }
 )
-MAX_BACKOFF_S = 300.0
+# The head's retries: 1 s, 2 s, 4 s, … up to five minutes while its channel stays down.
+DELIVERY_BACKOFF = Backoff(first_s=1.0, max_s=300.0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def fail(conn: sqlite3.Connection, consumer: str, error: str, *, now: float) -> 
     """Record a failed delivery of the head; returns when to try again (exponential backoff)."""
     cursor = _cursor(conn, consumer)
     attempts = int(cursor["attempts"]) + 1
-    delay = min(MAX_BACKOFF_S, 2.0 ** min(attempts, 12) / 2)
+    delay = DELIVERY_BACKOFF.delay(attempts - 1)
     conn.execute(
         "UPDATE outbox_cursors SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE consumer = ?",
         (attempts, now + delay, error[:500], consumer),

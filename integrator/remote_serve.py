@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from integrator.backoff import Backoff
 from integrator.errors import IntegratorError, InvalidInput
 
 LOOPBACK = "127.0.0.1"
 # git:// URLs carry the directory name unescaped; keep it to characters no client misreads.
 _SERVABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# git daemon binds its port within milliseconds; a loaded machine may take a second or two.
+_START_WAITS = Backoff(first_s=0.01, max_s=0.2)
 
 
 @dataclass
@@ -89,13 +92,12 @@ def _accepting(port: int) -> bool:
 
 
 def _wait_until_accepting(served: ServedRemote, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for pause in _START_WAITS.pauses(timeout):
         if not served.alive():
             return False
         if _accepting(served.port):
             return True
-        time.sleep(0.02)
+        time.sleep(pause)
     return False
 
 

@@ -25,6 +25,7 @@ from integrator import lease as leases
 from integrator.authority.record import read_record
 from integrator.authority.remote import RemotePaths
 from integrator.authority.spool import ingest_spool
+from integrator.backoff import Backoff
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
 from integrator.events import iso, utcnow
@@ -38,13 +39,14 @@ from integrator.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 60.0
+# After a faulted cycle (a failed fetch, a requeued candidate) the idle wait grows 1 s, 2 s, … 60 s.
+FAULT_BACKOFF = Backoff(first_s=1.0, max_s=60.0)
 # A standby wakes this long after the holder's expiry (clock granularity, the holder's last write).
 EXPIRY_SLACK_S = 0.01
 # How often a standby looks whether a holder on this host still runs (no database access).
 LOCAL_HOLDER_CHECK_S = 1.0
-# Backoff while another process holds the database's write lock (each try already waits the busy timeout).
-MAX_BUSY_BACKOFF_S = 5.0
+# While another process holds the database's write lock (each try already waits the busy timeout).
+BUSY_BACKOFF = Backoff(first_s=0.5, max_s=5.0)
 # A holder that hit a locked database stands by this long before it tries to take the lease again.
 STORE_BUSY_PAUSE_S = 1.0
 # ``run --once`` gives up after this many faulted cycles in a row (the candidates stay queued).
@@ -76,7 +78,6 @@ class Runner:
         self.workflow = Workflow(cfg, store, self.guard, clock, probe=probe)
         self.shadow = ShadowDrain(cfg, store, clock)
         self.integ = Integrator(cfg, store, clock)
-        self._backoff = 0.0
         self.faults_in_a_row = 0
         self.last_fault: str | None = None
         self.pipeline: pipeline.Pipeline | None = None
@@ -110,7 +111,7 @@ class Runner:
         ttl = self.cfg.lease_ttl_s
         interval = max(0.05, min(ttl / 4, 5.0))
         announced = False
-        busy_wait = 0.0
+        busy_tries = 0
         while not stop.is_set():
             now = self._epoch()
             try:
@@ -130,13 +131,14 @@ class Runner:
                     else await self.store.read(lambda c: leases.holder_until(c, leases.MAIN_LEASE))
                 )
             except StoreBusy as err:
-                busy_wait = min(MAX_BUSY_BACKOFF_S, max(0.5, busy_wait * 2))
+                busy_wait = BUSY_BACKOFF.delay(busy_tries)
+                busy_tries += 1
                 log.warning(
                     "event=store_busy holder=%s retry_in_s=%.1f error=%s", self.holder, busy_wait, err
                 )
                 await sleep_or_stop(stop, busy_wait)
                 continue
-            busy_wait = 0.0
+            busy_tries = 0
             if got is not None:
                 return got
             if not announced:
@@ -166,6 +168,7 @@ class Runner:
 
     async def _renew(self, held: leases.Lease) -> leases.Lease | None:
         """Renew, retrying through a locked database until the lease would have expired anyway."""
+        pauses = BUSY_BACKOFF.pauses()
         while True:
             now = self._epoch()
             try:
@@ -176,7 +179,7 @@ class Runner:
                 log.warning("event=store_busy holder=%s during=renew error=%s", self.holder, err)
                 if self._epoch() >= held.expires_at:
                     return None
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(next(pauses))
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -230,7 +233,7 @@ class Runner:
         if self.cfg.pipeline_depth > 1 and self.cfg.verify_command:
             # Per tenure: only the holder verifies, and a lost lease stops every verify with it.
             self.pipeline = pipeline.Pipeline(
-                self.cfg, self.store, self.guard, self.workflow.message, self.workflow._secrets
+                self.cfg, self.store, self.guard, self.workflow.message, self.workflow._secrets, self.clock
             )
             self.workflow.verifier = self.pipeline
             self.pipeline.start()
@@ -247,7 +250,7 @@ class Runner:
             await cutover.watchdog(self.integ)
             if worked:
                 continue
-            if once and (self._backoff == 0 or self.faults_in_a_row >= ONCE_FAULT_LIMIT):
+            if once and (self.faults_in_a_row == 0 or self.faults_in_a_row >= ONCE_FAULT_LIMIT):
                 return
             await self._idle(listener, stop)
 
@@ -270,7 +273,8 @@ class Runner:
                 await self.store.write(lambda c: leases.release(c, held))
 
     async def _idle(self, listener: WakeListener, stop: asyncio.Event) -> None:
-        timeout = self._backoff or self.cfg.idle_check_s
+        faults = self.faults_in_a_row
+        timeout = FAULT_BACKOFF.delay(faults - 1) if faults else self.cfg.idle_check_s
         waiter = asyncio.create_task(listener.wait(timeout))
         stopper = asyncio.create_task(stop.wait())
         lost = asyncio.create_task(self._lost.wait())
@@ -380,8 +384,6 @@ class Runner:
     def _bump_backoff(self, error: Exception | str) -> None:
         self.faults_in_a_row += 1
         self.last_fault = str(error)
-        self._backoff = min(MAX_BACKOFF_S, max(1.0, self._backoff * 2))
 
     def _reset_backoff(self) -> None:
         self.faults_in_a_row = 0
-        self._backoff = 0.0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from integrator import dbfile
+from integrator.backoff import Backoff
 from integrator.errors import IntegratorError, StoreBusy, StoreError
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+# The other connection's write (creating the schema) takes milliseconds.
+_WAL_SWITCH_WAITS = Backoff(first_s=0.005, max_s=0.1)
 
 # Forward-only migrations; index + 1 is the schema version they produce.
 MIGRATIONS: tuple[str, ...] = (
@@ -190,15 +193,16 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
     processes creating the same fresh database (two bots starting together) failed one in ~25 runs.
     Runs on aiosqlite's thread, so sleeping here does not block the event loop.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pauses = _WAL_SWITCH_WAITS.pauses(BUSY_TIMEOUT_MS / 1000)
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
+            pause = next(pauses, None)
+            if "locked" not in str(err) or pause is None:
                 raise
-            time.sleep(0.01)
+            time.sleep(pause)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -25,14 +25,14 @@ from conftest import async_wait_for, make_config, push_feature, readiness_events
 from harness import BOT_USER, CHANNEL_ID, Call, Recorder
 
 from bot.runtime import BotRuntime
-from bot.supervise import Backoff
+from integrator.backoff import Backoff
 from integrator.config import Config
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from integrator.store import rows
 
 BOT = str(Path(sys.executable).with_name("teleclaude-bot"))
-FAST = Backoff(initial_s=0.05, max_s=0.2)
+FAST = Backoff(first_s=0.05, max_s=0.2)
 
 
 async def lease_holder(integ: Integrator) -> str | None:
