@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 
 import click
 
 from bot.runtime import BotRuntime
-from integrator import preflight
-from integrator.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config, load_config
+from integrator import logs, preflight
+from integrator.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config, discord_token, load_config
 from integrator.errors import IntegratorError
 
 
@@ -66,11 +65,7 @@ def cli(
     if invite:
         print_invite(config_path, application_id)
         return
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(logging.DEBUG if verbose else logging.INFO)
     try:
         cfg = load_config(config_path)
         # Before anything starts: a bad config is exit 2 now, not a supervisor retrying it forever.
@@ -85,8 +80,12 @@ def print_invite(config_path: str | None, application_id: int | None) -> None:
     from bot import permissions
 
     if application_id is None:
-        token = os.environ.get("DISCORD_TOKEN", "")
-        application_id = permissions.application_id_from_token(token) if token else None
+        try:
+            token = discord_token()
+        except IntegratorError as err:
+            click.echo(f"error: {err.message}", err=True)
+            sys.exit(err.exit_status)
+        application_id = permissions.application_id_from_token(token.get_secret_value()) if token else None
     if application_id is None:
         click.echo("error: --invite-url needs --application-id ID or DISCORD_TOKEN", err=True)
         sys.exit(2)

@@ -1,6 +1,8 @@
 """Configuration: one TOML file (``integrator.toml``) plus ``INTEGRATOR_*`` environment overrides.
 
-The Discord token is never read from or written to the file: it comes from ``DISCORD_TOKEN`` only.
+One source order, in :func:`build_config`: the file's values, then the environment's on top. The
+Discord token is never read from or written to the file: it comes from ``DISCORD_TOKEN`` only, read
+by :func:`discord_token`. Why this is not pydantic-settings: docs/architecture.md, *Configuration*.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from integrator.atomicfile import KEEP, write_atomic
 from integrator.errors import ConfigError
 
 CONFIG_ENV = "INTEGRATOR_CONFIG"
@@ -113,7 +116,7 @@ class Config(BaseModel):
     gate: GateConfig = Field(default_factory=GateConfig)
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
-    # Set from the environment only (DISCORD_TOKEN); excluded from the file and from every dump.
+    # Set from the environment only (discord_token()); excluded from the file and from every dump.
     discord_token: SecretStr | None = Field(default=None, exclude=True)
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -170,6 +173,18 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 ENV_PREFIX = "INTEGRATOR_"
+TOKEN_ENV = "DISCORD_TOKEN"
+
+
+def discord_token(environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The bot's Discord token: ``$DISCORD_TOKEN``, the one place it is read (None when unset or empty)."""
+    env = os.environ if environ is None else environ
+    if env.get(f"{ENV_PREFIX}{TOKEN_ENV}"):
+        # It looks like every other setting, so it was once taken; silently ignoring it would run
+        # the bot headless with no hint why.
+        raise ConfigError(f"{ENV_PREFIX}{TOKEN_ENV} is not read: set the token in {TOKEN_ENV}")
+    token = env.get(TOKEN_ENV)
+    return SecretStr(token) if token else None
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -229,10 +244,11 @@ def _clip(text: str, limit: int = 80) -> str:
 
 
 def build_config(data: dict[str, Any], config_path: Path | None) -> Config:
-    """Validate ``data`` (file contents) with environment overrides; resolve relative paths."""
-    token = os.environ.get("DISCORD_TOKEN") or None
+    """The one source order: ``data`` (the file's contents), then ``INTEGRATOR_*`` over it, then the
+    token from :func:`discord_token`; validated, with relative paths resolved against the file."""
     if "discord_token" in data:
-        raise ConfigError(f"{config_path}: discord_token must not be in the file; set DISCORD_TOKEN instead")
+        raise ConfigError(f"{config_path}: discord_token must not be in the file; set {TOKEN_ENV} instead")
+    token = discord_token()
     try:
         cfg = Config(**_merged(data, env_overrides()))
     except ValidationError as err:
@@ -242,8 +258,8 @@ def build_config(data: dict[str, Any], config_path: Path | None) -> Config:
     for key in ("repo", "db", "todos_dir", "state_dir", "credential_file"):
         path = Path(os.path.expanduser(getattr(cfg, key)))
         updates[key] = path if path.is_absolute() else (base / path)
-    if token:
-        updates["discord_token"] = SecretStr(token)
+    if token is not None:
+        updates["discord_token"] = token
     return cfg.model_copy(update=updates)
 
 
@@ -261,8 +277,6 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
 
 
 def write_config(cfg: Config, path: Path) -> None:
-    """Atomically write ``cfg`` to ``path`` (temp file + rename)."""
+    """Atomically write ``cfg`` to ``path`` (it holds no secret: its mode is the user's to choose)."""
     cfg = cfg.model_copy(update={"config_path": path.resolve()})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(cfg.file_dict()), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, tomli_w.dumps(cfg.file_dict()), mode=KEEP)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from integrator import outbox
 from integrator.events import utcnow
@@ -18,12 +19,12 @@ RECHECK_S = 1.0  # picks up notifications written by other processes
 
 
 async def deliver_pending(
-    store: Store, consumer: str, send: Send, *, clock: Callable[[], float] = lambda: utcnow().timestamp()
+    store: Store, consumer: str, send: Send, *, clock: Callable[[], datetime] = utcnow
 ) -> int:
     """Send what is pending, in order; stop at the first failure (it is retried later). Returns sent count."""
     sent = 0
     while True:
-        batch = await store.write(lambda c: outbox.pending(c, consumer, now=clock()))
+        batch = await store.write(lambda c: outbox.pending(c, consumer, now=clock().timestamp()))
         if not batch:
             return sent
         for note in batch:
@@ -31,19 +32,21 @@ async def deliver_pending(
                 await send(note)
             except Exception as err:  # any delivery failure: back off, never lose or skip the notification
                 error = f"{type(err).__name__}: {err}"
-                await store.write(lambda c, e=error: outbox.fail(c, consumer, e, now=clock()))  # type: ignore[misc]
+                await store.write(lambda c, e=error: outbox.fail(c, consumer, e, now=clock().timestamp()))  # type: ignore[misc]
                 log.warning("event=delivery_failed consumer=%s id=%d error=%s", consumer, note.id, error)
                 return sent
             await store.write(lambda c, n=note.id: outbox.ack(c, consumer, n))  # type: ignore[misc]
             sent += 1
 
 
-async def deliver_forever(store: Store, consumer: str, send: Send, stop: asyncio.Event) -> None:
+async def deliver_forever(
+    store: Store, consumer: str, send: Send, stop: asyncio.Event, *, clock: Callable[[], datetime] = utcnow
+) -> None:
     """Deliver until ``stop``; woken by in-process writes, and re-checks once a second for the rest."""
     await store.write(lambda c: outbox.register(c, consumer))
     while not stop.is_set():
         store.changed.clear()
-        await deliver_pending(store, consumer, send)
+        await deliver_pending(store, consumer, send, clock=clock)
         waiter = asyncio.create_task(store.changed.wait())
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -53,4 +56,4 @@ async def deliver_forever(store: Store, consumer: str, send: Send, stop: asyncio
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-    await deliver_pending(store, consumer, send)
+    await deliver_pending(store, consumer, send, clock=clock)

@@ -16,9 +16,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import stat
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from integrator import followup_template as tpl
 from integrator import reasons
+from integrator.atomicfile import KEEP, write_atomic
 from integrator.blocked import code_span, plan_steps
 from integrator.errors import InvalidInput
 from integrator.events import check_branch_name, check_sha, check_slug
@@ -69,22 +67,8 @@ def followup_slug(slug: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # Keep the mode of a file we replace (mkstemp's 0600 would hide a shared roadmap); a new file
-    # gets 0666 minus the umask, like any file the user creates.
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # KEEP: a shared roadmap keeps its mode; a new file gets 0666 minus the umask, like any the user makes.
+    write_atomic(path, text, mode=KEEP)
 
 
 # ---------------------------------------------------------------------------------------- roadmap

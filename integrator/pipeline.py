@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from integrator import git, outbox, queue, settings, verify, views
@@ -128,8 +129,10 @@ class Pipeline(Direct):
         guard: Callable[[], Awaitable[Lease]],
         message: Message,
         secrets: Callable[[], list[str]],
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         super().__init__(cfg, message)
+        self.clock = clock
         self.store = store
         self.guard = guard
         self.secrets = secrets
@@ -264,7 +267,7 @@ class Pipeline(Direct):
     async def _start(self, run: Run, secrets: Sequence[str]) -> None:
         lease = await self.guard()  # only the holder verifies
         assert run.merge_sha is not None
-        run.started, run.started_at = time.monotonic(), iso(utcnow())
+        run.started, run.started_at = time.monotonic(), iso(self.clock())
         run.task = asyncio.create_task(verify.run(self.cfg, run.merge_sha, secrets=secrets))
         run.task.add_done_callback(lambda _: self._changed.set())
         note = {

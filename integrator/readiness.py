@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +409,7 @@ async def check_cycle(
     timeout: float,
     view: GitView | None = None,
     memo: VerdictMemo | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> GitView | None:
     """One fetch (unless ``view`` is given), then a git verdict for each candidate waiting on git.
 
@@ -420,7 +423,7 @@ async def check_cycle(
         try:
             view = await observe(repo, remote, main_branch, timeout=timeout)
         except GitError as err:
-            now = iso(utcnow())
+            now = iso(clock())
             message = f"fetch of {remote} failed ({err}); will retry"
 
             def note(conn: sqlite3.Connection) -> None:
@@ -451,7 +454,7 @@ async def check_cycle(
             )  # unchanged verdicts are not rewritten (idle cycles write nothing)
     if not verdicts:
         return view
-    now = iso(utcnow())
+    now = iso(clock())
 
     def write(conn: sqlite3.Connection) -> bool:
         moved = False

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from integrator import git, procs
+from integrator.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,7 @@ class VerifyRecord:
             self.path.unlink()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.data))
 
 
 def _kill_group(pid: int, stamp: str | None) -> bool:

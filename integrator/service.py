@@ -122,6 +122,7 @@ class Integrator:
             timeout=cfg.git_timeout_s,
             view=view,
             memo=self._verdicts,
+            clock=self.clock,
         )
 
     async def events(self, limit: int = 50) -> list[dict[str, Any]]:

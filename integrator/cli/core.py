@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from integrator import preflight
+from integrator import logs, preflight
 from integrator.cli.common import (
     actor,
     call,
@@ -171,11 +170,7 @@ def run_cmd(ctx: click.Context, once: bool, force_shadow: bool, verbose: bool) -
     """Take the lease integration/main and drain the queue until stopped."""
     cfg = get_config(ctx)
     preflight.full(cfg)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(logging.INFO if verbose else logging.WARNING)
     run_async(run_integrator(cfg, once=once, force_shadow=force_shadow))
 
 
@@ -256,7 +251,9 @@ async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console
             click.echo(notification_line(note.as_dict()))
 
         sink = (
-            asyncio.create_task(deliver_forever(integ.store, "console", show, sink_stop)) if console else None
+            asyncio.create_task(deliver_forever(integ.store, "console", show, sink_stop, clock=integ.clock))
+            if console
+            else None
         )
         try:
             await runner.run(stop, once=once)

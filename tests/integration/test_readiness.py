@@ -330,3 +330,21 @@ async def test_an_emit_costs_the_same_with_a_long_history(integ: Integrator) -> 
     large = [await _vm_steps(integ, batch) for batch in probe("large")]
     for before, after in zip(small, large, strict=True):
         assert after < before * 1.5 + 50, (small, large)
+
+
+async def test_the_check_cycle_stamps_its_verdicts_with_the_injected_clock(
+    sandbox: Sandbox, config: Config, integ: Integrator
+) -> None:
+    feature = push_feature(sandbox, "clocked", {"c.txt": "1\n"})
+    later = utcnow() + timedelta(days=3)
+    clocked = Integrator(config, integ.store, clock=lambda: later)
+    await clocked.emit(readiness_events(feature.slug, feature.branch, feature.sha))
+    await clocked.check()
+
+    def stamps(conn: sqlite3.Connection) -> tuple[str, str]:
+        row = conn.execute("SELECT status, updated_at FROM candidates WHERE slug = 'clocked'").fetchone()
+        return str(row[0]), str(row[1])
+
+    status, updated_at = await integ.store.read(stamps)
+    assert status == "ready"
+    assert updated_at.startswith(later.strftime("%Y-%m-%dT%H:%M"))  # not the wall clock, three days earlier

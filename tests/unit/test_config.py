@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from integrator.config import CONFIG_ENV, build_config, find_config_path, load_config, write_config
+from integrator.config import (
+    CONFIG_ENV,
+    build_config,
+    discord_token,
+    find_config_path,
+    load_config,
+    write_config,
+)
 from integrator.errors import ConfigError
 
 
@@ -74,6 +81,20 @@ def test_errors_name_the_key_and_the_value(tmp_path: Path, text: str, expected: 
         load_config(cfg_path)
     assert str(cfg_path) in info.value.message
     assert expected in info.value.message
+
+
+def test_the_token_is_read_from_discord_token_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_path = write(tmp_path / "integrator.toml", 'repo = "r"\n')
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    assert load_config(cfg_path).discord_token is None
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    assert discord_token() is None  # an empty variable is no token: headless
+    # The prefixed spelling looks like any other setting; it is refused, not silently ignored.
+    monkeypatch.setenv("INTEGRATOR_DISCORD_TOKEN", "leaked-token")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_path)
+    assert info.value.message == "INTEGRATOR_DISCORD_TOKEN is not read: set the token in DISCORD_TOKEN"
+    assert "leaked-token" not in info.value.message
 
 
 def test_missing_file_invalid_toml_and_token_in_file(tmp_path: Path) -> None:
