@@ -7,14 +7,13 @@ credential without revealing it (the pre-receive hook checks the MAC).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
 import secrets
-import tempfile
 from pathlib import Path
 
+from integrator.atomicfile import write_atomic
 from integrator.authority.remote import RemotePaths
 from integrator.config import Config
 from integrator.errors import InvalidInput
@@ -26,20 +25,9 @@ _CREDENTIAL_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomically write ``text`` readable by the owner only (0600 from creation, not chmod after)."""
+    """Atomically write ``text`` owner-only (0600 from creation), in a directory only the owner enters."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text)
 
 
 def read_credential_file(path: Path) -> str | None:

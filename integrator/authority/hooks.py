@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from integrator import git
+from integrator.atomicfile import write_atomic
 from integrator.authority.credential import ensure_credential, read_credential_file, sync_remote_credential
 from integrator.authority.record import record_install, record_path
 from integrator.authority.remote import (
@@ -28,7 +29,6 @@ from integrator.authority.remote import (
     RemotePaths,
     check_bare,
     read_remote_mode,
-    write_atomic,
     write_remote_mode,
 )
 from integrator.config import Config
@@ -186,7 +186,8 @@ def _install_hook_files(
             backups.append(_backup(hook, clock))
         elif hook.is_file() and _same_text(hook, text) and os.access(hook, os.X_OK):
             continue
-        write_atomic(hook, text, 0o755)
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(hook, text, mode=0o755)
         changes.append(f"wrote hook {name}")
     return changes, backups
 

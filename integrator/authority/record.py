@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from integrator.authority.remote import write_atomic
+from integrator.atomicfile import write_atomic
 from integrator.config import Config
 from integrator.errors import InvalidInput
 from integrator.events import iso
@@ -43,7 +43,7 @@ def update_record(cfg: Config, changes: dict[str, Any]) -> None:
     data = read_record(cfg)
     data.update(changes)
     cfg.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
+    write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 _VERIFY_KEYS = (

@@ -5,14 +5,12 @@ Shared by every part of :mod:`integrator.authority`; see docs/authority.md.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from integrator import git
+from integrator.atomicfile import write_atomic
 from integrator.errors import InvalidInput
 
 MODES = ("shadow", "cutover")
@@ -91,25 +89,13 @@ def check_bare(path: Path | str) -> Path:
     return resolved
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_remote_mode(bare: Path, mode: str) -> None:
     """Atomically set what the pre-receive hook enforces (``shadow`` or ``cutover``)."""
     if mode not in MODES:
         raise InvalidInput(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    write_atomic(RemotePaths(Path(bare)).mode, mode + "\n")
+    target = RemotePaths(Path(bare)).mode
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, mode + "\n", mode=0o644)  # the hook runs as whoever pushes: world-readable
 
 
 def read_remote_mode(bare: Path) -> str | None:

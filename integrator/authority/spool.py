@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from integrator.authority.remote import RemotePaths, check_bare
+from integrator.backoff import Backoff
 from integrator.config import Config
 from integrator.errors import DuplicateConflict, IntegratorError, InvalidInput
 from integrator.events import Event, make_event
@@ -43,22 +44,27 @@ class IngestReport:
         return {"files": self.files, "events": self.events, "stored": self.stored, "skipped": self.skipped}
 
 
+# An ingestion holds the lock for one store transaction: short first pauses.
+_LOCK_WAITS = Backoff(first_s=0.01, max_s=0.2)
+
+
 @contextlib.contextmanager
 def _exclusive(lock_path: Path, timeout: float) -> Iterator[None]:
     """flock the spool; concurrent ingestions queue here so each spool file is consumed by one of them."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as fh:
-        deadline = time.monotonic() + timeout
+        pauses = _LOCK_WAITS.pauses(timeout)
         while True:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                pause = next(pauses, None)
+                if pause is None:
                     raise IntegratorError(
                         f"spool {lock_path.parent} is locked by another ingestion"
                     ) from None
-                time.sleep(0.05)
+                time.sleep(pause)
         try:
             yield
         finally:
