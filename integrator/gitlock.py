@@ -1,4 +1,5 @@
-"""One writer at a time in the integrator's clone, across processes (runner, Resume button, CLI).
+"""Git's locks in the integrator's clone: ours (one writer at a time, across processes) and git's own
+``*.lock`` files (which a killed git leaves behind). The one place that knows both.
 
 Git guards each ref and the index with a ``*.lock`` file and fails at once when it exists ("cannot
 lock ref", "index.lock: File exists"): two fetches at the same moment, one from the runner and one
@@ -7,21 +8,29 @@ infrastructure fault. So every git command that writes refs or the index in a cl
 exclusive ``flock`` on a file of our own in its git directory, and waits for it instead of failing.
 
 ``flock`` belongs to the open file description: the kernel releases it when the process dies,
-however it dies, so a crashed holder never leaves a lock behind (git's own ``*.lock`` files it may
-leave are cleaned up under this same lock). Two coroutines of one process each open the file, so
-they serialise too.
+however it dies, so a crashed holder never leaves our lock behind. Git's own lock files are another
+matter: a git killed mid-write (SIGKILL of its group, power loss) leaves ``index.lock``,
+``packed-refs.lock``, a ref's ``.lock`` or ``objects/info/commit-graphs/commit-graph-chain.lock``
+(from ``fetch.writeCommitGraph``), and every later git command needing that lock fails until the
+file is deleted. :func:`clear_stale` deletes them under our lock (so none of our own git commands
+is mid-write) and only when no live process works in the repository (a person's or another tool's
+git in progress is left alone).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+from integrator import procs
 from integrator.backoff import Backoff
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = "teleclaude-integrator.flock"
 # The git commands that write refs or the index; reads and object writes (atomic renames) run freely.
@@ -112,3 +121,50 @@ async def held_async(cwd: Path, *, timeout: float) -> AsyncIterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# --- git's own lock files ---------------------------------------------------------------------------
+
+
+def git_dir(repo: Path) -> Path:
+    """The git directory of the clone at ``repo`` (``.git``, or where a ``.git`` file points)."""
+    dot = repo / ".git"
+    if dot.is_file():  # a linked worktree or a separate git dir: "gitdir: <path>"
+        text = dot.read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text.split(":", 1)[1].strip())
+            return target if target.is_absolute() else (repo / target).resolve()
+    return dot if dot.is_dir() else repo
+
+
+def git_lock_files(repo: Path) -> list[Path]:
+    """Git's ``*.lock`` files in ``repo``'s git directory (ours, :data:`LOCK_NAME`, is not one)."""
+    gitdir = git_dir(repo)
+    found = []
+    for root, dirs, files in os.walk(gitdir):
+        # Loose objects are write-once files with no locks: skip their 256 fan-out directories.
+        if Path(root) == gitdir / "objects":
+            dirs[:] = [d for d in dirs if d in ("info", "pack")]
+        found += [Path(root) / name for name in files if name.endswith(".lock")]
+    return found
+
+
+async def clear_stale(repo: Path, *, timeout: float) -> int:
+    """Delete git's lock files that no live process is behind; how many were deleted.
+
+    Under our lock, so none of the integrator's own git writers is mid-write; all are kept while any
+    other process works in the repository (its lock may be live)."""
+    if not git_lock_files(repo):
+        return 0
+    removed = 0
+    async with held_async(repo, timeout=timeout):
+        locks = git_lock_files(repo)
+        busy = procs.working_in([repo, git_dir(repo)]) if locks else []
+        if busy:
+            log.warning("event=locks_kept locks=%d busy_pids=%s", len(locks), busy[:5])
+            return 0
+        for lock in locks:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+                removed += 1
+    return removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -70,3 +71,21 @@ def local_pid(holder: str) -> int | None:
     if not sep or host != socket.gethostname() or not pid.isdigit():
         return None
     return int(pid)
+
+
+def working_in(paths: Sequence[Path]) -> list[int]:
+    """Pids of other live processes whose working directory is inside one of ``paths`` (a git command
+    runs in its repository, a verify command in its tree): empty without /proc."""
+    roots = [str(p.resolve()) for p in paths]
+    found = []
+    me = os.getpid()
+    for entry in _PROC.iterdir() if has_proc() else []:
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if any(cwd == r or cwd.startswith(r + os.sep) for r in roots):
+            found.append(int(entry.name))
+    return found

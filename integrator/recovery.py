@@ -5,15 +5,13 @@ A holder killed hard (SIGKILL, power loss) can leave:
 - its verify command still running: the verify runs in its own process group, so nothing kills it
   with the runner. :class:`VerifyRecord` writes ``<state_dir>/running-verifies/<name>.json`` (the work
   directory, the runner's and the command's pid and start stamp) before anything is started, and
-  :func:`reap_verifies` kills every recorded process group whose process still runs, then removes
-  its directory and the record;
+  :func:`reap_verifies` kills every recorded process group whose process still runs (or, for a
+  runner killed before it noted the command's pid, every group working in the recorded tree), then
+  removes its directory and the record;
 - verify work directories (a checkout of the merged tree, a registered worktree): removed, and
   ``git worktree prune`` forgets worktrees whose directory is gone;
-- git lock files (``index.lock``, ``packed-refs.lock``, a ref's ``.lock``,
-  ``objects/info/commit-graphs/commit-graph-chain.lock`` from ``fetch.writeCommitGraph``...):
-  every later git command that needs the lock fails until someone deletes it. A lock is removed
-  only when no live process works in the repository (its working directory is inside it), so a
-  person's or another tool's git command in progress is left alone.
+- git's lock files, which fail every later git command that needs them: removed by
+  :func:`integrator.gitlock.clear_stale` (which owns what git leaves and when a lock is live).
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from integrator import git, procs
+from integrator import git, gitlock, procs
 from integrator.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
@@ -78,6 +76,19 @@ def _kill_group(pid: int, stamp: str | None) -> bool:
     return False
 
 
+def _kill_groups_in(workdir: Path) -> int:
+    """Kill the process group of every process working inside ``workdir`` (never our own group)."""
+    groups = set()
+    for pid in procs.working_in([workdir]):
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(pid))
+    groups.discard(os.getpgrp())
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    return len(groups)
+
+
 def reap_verifies(state_dir: Path) -> dict[str, int]:
     """Kill leftover verify process groups of runners that are gone; remove their work directories."""
     killed = removed = 0
@@ -91,53 +102,17 @@ def reap_verifies(state_dir: Path) -> dict[str, int]:
         runner, runner_stamp = int(data.get("runner", 0)), data.get("runner_stamp")
         if runner != os.getpid() and procs.alive(runner, runner_stamp):
             continue  # its runner still lives (a holder that lost its lease cleans up after itself)
+        workdir = Path(data.get("workdir", ""))
         if data.get("pid"):
             killed += _kill_group(int(data["pid"]), data.get("stamp"))
-        workdir = Path(data.get("workdir", ""))
+        elif workdir.name:
+            # Killed between starting the command and noting its pid: the command works in its tree.
+            killed += _kill_groups_in(workdir)
         if workdir.name and workdir.exists():
             shutil.rmtree(workdir, ignore_errors=True)
             removed += 1
         path.unlink(missing_ok=True)
     return {"verify_killed": killed, "verify_dirs_removed": removed}
-
-
-def _git_dir(repo: Path) -> Path:
-    dot = repo / ".git"
-    if dot.is_file():  # a linked worktree or a separate git dir: "gitdir: <path>"
-        text = dot.read_text(encoding="utf-8").strip()
-        if text.startswith("gitdir:"):
-            target = Path(text.split(":", 1)[1].strip())
-            return target if target.is_absolute() else (repo / target).resolve()
-    return dot if dot.is_dir() else repo
-
-
-def _busy_in(paths: list[Path]) -> list[int]:
-    """Pids of other live processes whose working directory is inside one of ``paths``."""
-    roots = [str(p.resolve()) for p in paths]
-    found = []
-    me = os.getpid()
-    for entry in Path("/proc").iterdir() if procs.has_proc() else []:
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if any(cwd == r or cwd.startswith(r + os.sep) for r in roots):
-            found.append(int(entry.name))
-    return found
-
-
-def stale_locks(repo: Path) -> list[Path]:
-    """Git lock files in ``repo``'s git directory (none of them can be live unless a process works there)."""
-    gitdir = _git_dir(repo)
-    found = []
-    for root, dirs, files in os.walk(gitdir):
-        # Loose objects are write-once files with no locks: skip their 256 fan-out directories.
-        if Path(root) == gitdir / "objects":
-            dirs[:] = [d for d in dirs if d in ("info", "pack")]
-        found += [Path(root) / name for name in files if name.endswith(".lock")]
-    return found
 
 
 async def recover_clone(repo: Path, state_dir: Path, *, timeout: float) -> dict[str, int]:
@@ -154,17 +129,7 @@ async def recover_clone(repo: Path, state_dir: Path, *, timeout: float) -> dict[
     worktrees = await _remove_worktrees(repo, state_dir, timeout=timeout)
     report["worktrees_removed"] = worktrees
     await git.run(["worktree", "prune"], cwd=repo, timeout=timeout, check=False)
-    report["locks_removed"] = 0
-    locks = stale_locks(repo)
-    if locks:
-        busy = _busy_in([repo, _git_dir(repo)])
-        if busy:
-            log.warning("event=locks_kept locks=%d busy_pids=%s", len(locks), busy[:5])
-        else:
-            for lock in locks:
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                    report["locks_removed"] += 1
+    report["locks_removed"] = await gitlock.clear_stale(repo, timeout=timeout)
     if any(report.values()):
         log.warning("event=clone_recovered %s", " ".join(f"{k}={v}" for k, v in sorted(report.items())))
     return report
