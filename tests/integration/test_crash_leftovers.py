@@ -7,6 +7,7 @@ Representative stages here; ``bench/kill.py`` loops over random ones (``tests/su
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from conftest import cli, db_rows, emit_ready, make_config, push_feature
 from support.killing import kill_round
 
 from integrator import recovery
+from integrator.config import Config
 from integrator.sandbox import Sandbox
 
 
@@ -23,6 +25,25 @@ def test_sigkill_of_the_runner_group_during_verify_kills_the_leaked_verify_at_th
 ) -> None:
     result = kill_round(tmp_path, "verify")
     assert result.hit and result.leaked_verify  # the verify outlived the runner, until the next start
+
+
+def _forget_verify_pids(cfg: Config) -> None:
+    records = sorted((cfg.state_dir / recovery.RECORDS).glob("*.json"))
+    assert records, "the killed runner left no verify record"
+    for path in records:
+        data = json.loads(path.read_text())
+        assert data.pop("pid") and data.pop("stamp")
+        path.write_text(json.dumps(data))
+
+
+def test_a_verify_whose_pid_the_killed_runner_had_not_noted_yet_is_killed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The record is written before the command starts and its pid after: a SIGKILL in between leaves a
+    record without a pid (made here by removing it after a real kill). The verify still works in the
+    recorded tree, and the next start kills it by that."""
+    result = kill_round(tmp_path, "verify", after_kill=_forget_verify_pids)
+    assert result.hit and result.leaked_verify
 
 
 @pytest.mark.parametrize("stage", ["fetch", "push"])

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,28 @@ STAGES = ("fetch", "merge", "verify", "push")
 _AFTER = {"fetch": "verified_ready", "merge": "merged", "verify": "tested", "push": "pushed"}
 _GIT_STAGE = {"fetch": ("fetch",), "merge": ("merge-tree", "commit-tree"), "push": ("push",)}
 # A verify command recognisable in /proc, and only this process's (a bench and the suite may run at
-# once): the first run of each candidate sleeps (and is killed there), later runs pass at once.
+# once). In a verify round the first run sleeps (and is killed there) and later runs pass at once; in
+# the other rounds every run passes at once: a sleeping verify would make the killed runner (push) or
+# the run after the kill (fetch, merge) wait the whole sleep, 47 s a round.
 VERIFY_MARK = f"47.{os.getpid()}"
+# Generous on a loaded machine; a wait that runs out says which round step stalled.
+STEP_TIMEOUT_S = 60.0
+
+
+class Stalled(AssertionError):
+    """A step of a round did not finish within its timeout (the round fails instead of hanging)."""
+
+
+class NeedsManualStep(AssertionError):
+    """A run after the kill failed, or the candidate was not integrated within 3 runs."""
+
+
+class Leftover(AssertionError):
+    """A worktree, verify checkout or record, git lock file or verify process outlived the kill."""
+
+
+class ModeChanged(AssertionError):
+    """The kill changed the mode (a rollback to shadow)."""
 
 
 def _children(pid: int) -> list[tuple[int, list[str]]]:
@@ -96,18 +117,55 @@ class KillResult:
     rounds_after: int
 
 
-def kill_round(root: Path, stage: str, *, tree: bool = False, timeout: float = 60.0) -> KillResult:
-    sandbox = Sandbox.create(root / "sb")
+def _verify_command(root: Path, stage: str) -> list[str]:
+    if stage != "verify":
+        return ["sh", "-c", "exit 0"]
     flag = root / "verified-once"
-    command = ["sh", "-c", f'[ -e "{flag}" ] && exit 0; : >"{flag}"; exec sleep {VERIFY_MARK}']
-    cfg = make_round_config(root, sandbox, verify_command=command, verify_accept_unisolated=True)
-    worker = sandbox.worker("w")
-    worker.start("feature/killed")
-    sha = worker.commit({"killed.txt": "k\n"}, "killed: change")
-    worker.push("feature/killed")
-    asyncio.run(_declare_ready(cfg, "killed", "feature/killed", sha))
-    mode_before = _mode(cfg)
+    return ["sh", "-c", f'[ -e "{flag}" ] && exit 0; : >"{flag}"; exec sleep {VERIFY_MARK}']
 
+
+def _gone(pids: list[int]) -> bool:
+    return not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 :].startswith("Z")
+
+
+def _kill(runner: subprocess.Popen[bytes], *, tree: bool, timeout: float) -> None:
+    """SIGKILL the runner's group (with ``tree``, every descendant's group too) and wait until it died."""
+    victims = descendants(runner.pid) if tree else []
+    os.killpg(runner.pid, signal.SIGKILL)
+    for pid in victims:
+        with _quiet():
+            os.killpg(pid, signal.SIGKILL)
+    try:
+        runner.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise Stalled(f"the SIGKILLed runner {runner.pid} did not exit within {timeout:g}s") from None
+    # A SIGKILL is delivered asynchronously: wait until the tree's processes are gone, so the leak
+    # measured below is what really outlived the kill.
+    if not _wait_for(lambda: _gone(victims), timeout):
+        raise Stalled(f"processes of the killed tree still run after {timeout:.0f}s: {victims}")
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, pause: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+    return True
+
+
+def _start_and_stop_in(
+    cfg: Config, root: Path, stage: str, timeout: float
+) -> tuple[subprocess.Popen[bytes], bool]:
+    """Start ``run --once``; return it once it is inside ``stage`` (True) or stopped just after it."""
     # A stage can be over in a millisecond (merge-tree): the runner stops itself at the phase right
     # after it, so the kill lands there when the poll below misses the stage itself.
     with (root / "killed.log").open("w") as err:
@@ -118,50 +176,89 @@ def kill_round(root: Path, stage: str, *, tree: bool = False, timeout: float = 6
             env={**os.environ, killpoints.STOP_AT: _AFTER[stage]},
             start_new_session=True,
         )
-    hit = False
+    deadline = time.monotonic() + timeout
+    while runner.poll() is None:
+        if _in_stage(runner.pid, stage):
+            return runner, True
+        if _stopped(runner.pid):
+            return runner, False
+        if time.monotonic() >= deadline:
+            _kill(runner, tree=True, timeout=timeout)
+            raise Stalled(
+                f"the runner reached neither {stage} nor {_AFTER[stage]} within {timeout:g}s: "
+                + (root / "killed.log").read_text()[-2000:]
+            )
+        time.sleep(0.001)
+    raise AssertionError(f"the runner finished before {stage}: {(root / 'killed.log').read_text()[-2000:]}")
+
+
+def _run_until_integrated(cfg: Config, timeout: float) -> int:
+    """Plain ``run --once`` until the candidate is integrated; how many runs that took (at most 3)."""
+    runs = 0
+    while _status(cfg) != "integrated":
+        runs += 1
+        if runs > 3:
+            raise NeedsManualStep(f"not integrated after {runs - 1} more runs")
+        try:
+            res = subprocess.run(
+                [INTEGRATOR, "--config", str(cfg.config_path), "run", "--once"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as err:
+            said = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else err.stderr or ""
+            raise Stalled(
+                f"run {runs} after the kill did not finish within {timeout:g}s: {said[-2000:]}"
+            ) from None
+        if res.returncode != 0 or "Traceback" in res.stderr:
+            raise NeedsManualStep(f"run {runs} after the kill exited {res.returncode}: {res.stderr[-3000:]}")
+    return runs
+
+
+def kill_round(
+    root: Path,
+    stage: str,
+    *,
+    tree: bool = False,
+    timeout: float = STEP_TIMEOUT_S,
+    after_kill: Callable[[Config], None] | None = None,
+) -> KillResult:
+    """One round; raises AssertionError naming the broken invariant (:class:`Stalled` for a step that
+    did not finish within ``timeout``). ``after_kill`` sees the state the kill left before the next run."""
+    sandbox = Sandbox.create(root / "sb")
+    command = _verify_command(root, stage)
+    cfg = make_round_config(root, sandbox, verify_command=command, verify_accept_unisolated=True)
+    worker = sandbox.worker("w")
+    worker.start("feature/killed")
+    sha = worker.commit({"killed.txt": "k\n"}, "killed: change")
+    worker.push("feature/killed")
+    asyncio.run(_declare_ready(cfg, "killed", "feature/killed", sha))
+    mode_before = _mode(cfg)
+
+    runner, hit = _start_and_stop_in(cfg, root, stage, timeout)
     try:
-        deadline = time.monotonic() + timeout
-        while runner.poll() is None and time.monotonic() < deadline:
-            if _in_stage(runner.pid, stage):
-                hit = True
-                break
-            if _stopped(runner.pid):
-                break
-            time.sleep(0.001)
-        assert runner.poll() is None, (
-            f"the runner finished before {stage}: {(root / 'killed.log').read_text()[-2000:]}"
-        )
         records = cfg.state_dir / "running-verifies"
         workdirs = (
             [Path(json.loads(p.read_text())["workdir"]) for p in records.glob("*.json")]
             if records.exists()
             else []
         )
-        victims = descendants(runner.pid) if tree else []
-        os.killpg(runner.pid, signal.SIGKILL)
-        for pid in victims:
-            with _quiet():
-                os.killpg(pid, signal.SIGKILL)
-        runner.wait(30)
+        _kill(runner, tree=tree, timeout=timeout)
     finally:
         if runner.poll() is None:
             runner.kill()
+            runner.wait(timeout)
     leaked = bool(verify_processes()) if stage == "verify" and hit else False
+    if after_kill is not None:
+        after_kill(cfg)
 
-    runs = 0
-    while _status(cfg) != "integrated":
-        runs += 1
-        assert runs <= 3, f"not integrated after {runs - 1} more runs"
-        res = subprocess.run(
-            [INTEGRATOR, "--config", str(cfg.config_path), "run", "--once"],
-            capture_output=True,
-            text=True,
-            timeout=timeout * 2,
-        )
-        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    runs = _run_until_integrated(cfg, timeout)
     assert_nothing_left(cfg, sandbox)
-    assert [d for d in workdirs if d.exists()] == [], "a verify checkout outlived its runner"
-    assert _mode(cfg) == mode_before, f"mode changed: {mode_before} -> {_mode(cfg)}"
+    if [d for d in workdirs if d.exists()]:
+        raise Leftover("a verify checkout outlived its runner")
+    if _mode(cfg) != mode_before:
+        raise ModeChanged(f"mode changed: {mode_before} -> {_mode(cfg)}")
     trailers = [
         t
         for t in git.run_sync(
@@ -182,19 +279,28 @@ class _quiet:
         return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
 
 
-def assert_nothing_left(cfg: Config, sandbox: Sandbox) -> None:
+def leftovers(cfg: Config, sandbox: Sandbox) -> list[str]:
+    """What a kill left that the runs after it did not clear: empty when nothing."""
     repo = sandbox.integrator_repo
-    assert verify_processes() == [], "a verify process outlived its runner"
+    found = []
+    if verify_processes():
+        found.append(f"verify processes outlived their runner: {verify_processes()}")
     worktrees = git.run_sync(["worktree", "list", "--porcelain"], cwd=repo).stdout
-    assert worktrees.count("worktree ") == 1, worktrees
+    if worktrees.count("worktree ") != 1:
+        found.append(f"worktrees left: {worktrees}")
     locks = [str(p) for p in (repo / ".git").rglob("*.lock")]
-    assert locks == [], locks
-    records = (
-        list((cfg.state_dir / "running-verifies").glob("*"))
-        if (cfg.state_dir / "running-verifies").exists()
-        else []
-    )
-    assert records == [], records
+    if locks:
+        found.append(f"git lock files left: {locks}")
+    records = cfg.state_dir / "running-verifies"
+    if records.exists() and list(records.glob("*")):
+        found.append(f"verify records left: {list(records.glob('*'))}")
+    return found
+
+
+def assert_nothing_left(cfg: Config, sandbox: Sandbox) -> None:
+    found = leftovers(cfg, sandbox)
+    if found:
+        raise Leftover("; ".join(found))
 
 
 def _status(cfg: Config) -> str:
@@ -207,4 +313,15 @@ def _mode(cfg: Config) -> str:
     return str(json.loads(found[0]["value"])["mode"]) if found else cfg.mode
 
 
-__all__ = ["STAGES", "KillResult", "assert_nothing_left", "kill_round", "wait"]
+__all__ = [
+    "STAGES",
+    "KillResult",
+    "Leftover",
+    "ModeChanged",
+    "NeedsManualStep",
+    "Stalled",
+    "assert_nothing_left",
+    "kill_round",
+    "leftovers",
+    "wait",
+]
