@@ -152,19 +152,23 @@ def git_lock_files(repo: Path) -> list[Path]:
 async def clear_stale(repo: Path, *, timeout: float) -> int:
     """Delete git's lock files that no live process is behind; how many were deleted.
 
-    Under our lock, so none of the integrator's own git writers is mid-write; all are kept while any
-    other process works in the repository (its lock may be live)."""
+    Under our lock, so none of the integrator's own git writers is mid-write (one that holds it past
+    ``timeout`` is alive, so its locks are kept); all are kept while any other process works in the
+    repository (its lock may be live)."""
     if not git_lock_files(repo):
         return 0
     removed = 0
-    async with held_async(repo, timeout=timeout):
-        locks = git_lock_files(repo)
-        busy = procs.working_in([repo, git_dir(repo)]) if locks else []
-        if busy:
-            log.warning("event=locks_kept locks=%d busy_pids=%s", len(locks), busy[:5])
-            return 0
-        for lock in locks:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-                removed += 1
+    try:
+        async with held_async(repo, timeout=timeout):
+            locks = git_lock_files(repo)
+            busy = procs.working_in([repo, git_dir(repo)]) if locks else []
+            if busy:
+                log.warning("event=locks_kept locks=%d busy_pids=%s", len(locks), busy[:5])
+                return 0
+            for lock in locks:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                    removed += 1
+    except LockTimeout as err:
+        log.warning("event=locks_kept reason=%s", err)
     return removed

@@ -90,3 +90,26 @@ def test_resume_clicks_while_the_runner_drains_never_fault_it(tmp_path: Path) ->
     assert db_rows(cfg, "SELECT * FROM faults") == []
     assert len(answers) == 40
     assert all("beta stays blocked (branch_moved)" in a for a in answers), answers
+
+
+async def test_git_lock_files_are_kept_while_an_integrator_git_holds_the_clone(sandbox: Sandbox) -> None:
+    """Recovery deletes a stale ``index.lock`` only under the clone's lock: while another integrator
+    process holds it (a Resume click's fetch, say), its git may be writing, so the file stays."""
+    lock = sandbox.integrator_repo / ".git" / "index.lock"
+    lock.write_text("")
+    # The holder works from "/", not in the clone: only the flock says it is alive.
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(sandbox.integrator_repo)],
+        cwd="/",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        assert await gitlock.clear_stale(sandbox.integrator_repo, timeout=0.3) == 0
+        assert lock.exists()
+    finally:
+        child.kill()
+        child.wait()
+    assert await gitlock.clear_stale(sandbox.integrator_repo, timeout=10) == 1
+    assert not lock.exists() and gitlock.git_lock_files(sandbox.integrator_repo) == []
