@@ -18,63 +18,49 @@ the other rounds' takeover times (freeze to new lease) in seconds.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from support.freezing import FREEZE_POINTS, TTL, freeze_round
+import _common
+from support.freezing import FREEZE_POINTS, TTL, RoundResult, freeze_round
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__, keep=False)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    phases: Counter[str] = Counter()
-    failures: list[str] = []
-    takeovers: list[float] = []
-    fence_refusals = in_write = 0
+    picked = [rng.choice(FREEZE_POINTS) for _ in range(args.rounds)]
+
+    def one(n: int, phase: str, root: Path) -> RoundResult:
+        return freeze_round(root, phase)
+
     started = time.monotonic()
-    for n in range(args.rounds):
-        phase = rng.choice(FREEZE_POINTS)
-        phases[phase] += 1
-        with tempfile.TemporaryDirectory(prefix="freeze-") as tmp:
-            try:
-                result = freeze_round(Path(tmp), phase)
-            except AssertionError as err:
-                failures.append(f"round {n} ({phase}): {str(err)[:300]}")
-                print(failures[-1], file=sys.stderr)
-                continue
-        fence_refusals += result.refused_by_fence
-        in_write += result.frozen_in_write
-        if not result.frozen_in_write:
-            takeovers.append(result.takeover_s)
-    print(
-        json.dumps(
-            {
-                "bench": "freeze",
-                "seed": seed,
-                "rounds": args.rounds,
-                "failures": len(failures),
-                "phases": dict(sorted(phases.items())),
-                "fence_refused_resumed_pushes": fence_refusals,
-                "frozen_inside_a_write": in_write,
-                "lease_ttl_s": TTL,
-                "takeover_s_median": round(statistics.median(takeovers), 3) if takeovers else None,
-                "takeover_s_max": round(max(takeovers), 3) if takeovers else None,
-                "seconds": round(time.monotonic() - started, 1),
-            }
-        )
+    done, failures = _common.rounds(args.rounds, "freeze", picked.__getitem__, one)
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    results = [r for _, _, r in done]
+    takeovers = [r.takeover_s for r in results if not r.frozen_in_write]
+    _common.emit(
+        {
+            "bench": "freeze",
+            "seed": seed,
+            "rounds": args.rounds,
+            "failures": len(failures),
+            "phases": dict(sorted(Counter(picked).items())),
+            "fence_refused_resumed_pushes": sum(r.refused_by_fence for r in results),
+            "frozen_inside_a_write": sum(r.frozen_in_write for r in results),
+            "lease_ttl_s": TTL,
+            "takeover_s_median": round(statistics.median(takeovers), 3) if takeovers else None,
+            "takeover_s_max": round(max(takeovers), 3) if takeovers else None,
+            "seconds": round(time.monotonic() - started, 1),
+        }
     )
     sys.exit(1 if failures else 0)
 

@@ -15,24 +15,18 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
+import _common
 from support import fuzzcases
 
-from integrator.config import build_config, write_config
 from integrator.sandbox import Sandbox
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = _common.parser(__doc__)
     parser.add_argument("--inputs", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -40,12 +34,10 @@ def main() -> None:
     counts = {"accepted": 0, "refused": 0, "rejected": 0, "tracebacks": 0, "multi_line": 0}
     rows_for_rejected = 0
     first_traceback: str | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    with _common.temp_root("fuzz", args.keep) as root:
         sandbox = Sandbox.create(root / "sb")
-        path = root / "integrator.toml"
-        data = {"repo": str(sandbox.integrator_repo), "db": str(root / "integrator.db"), "mode": "shadow"}
-        write_config(build_config(data, path), path)
+        path = _common.bench_config(root, sandbox.integrator_repo, mode="shadow").config_path
+        assert path is not None
         started = time.monotonic()
         for _ in range(args.inputs):
             case = fuzzcases.random_case(rng)
@@ -65,18 +57,16 @@ def main() -> None:
         took = time.monotonic() - started
     if first_traceback:
         print(first_traceback, file=sys.stderr)
-    print(
-        json.dumps(
-            {
-                "bench": "fuzz",
-                "inputs": args.inputs,
-                "seed": args.seed,
-                **counts,
-                "rows_stored_for_rejected": rows_for_rejected,
-                "inputs_per_s": round(args.inputs / took, 1),
-            },
-            sort_keys=True,
-        )
+    _common.emit(
+        {
+            "bench": "fuzz",
+            "inputs": args.inputs,
+            "seed": args.seed,
+            **counts,
+            "rows_stored_for_rejected": rows_for_rejected,
+            "inputs_per_s": round(args.inputs / took, 1),
+        },
+        sort_keys=True,
     )
 
 

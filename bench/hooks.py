@@ -14,26 +14,21 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sqlite3
 import statistics
-import tempfile
 import time
 from pathlib import Path
+
+import _common
 
 from integrator import git
 from integrator.authority.hooks import install_hooks
 from integrator.authority.remote import RemotePaths
-from integrator.config import build_config, write_config
 
 ENV = {
     "GIT_CONFIG_GLOBAL": "/dev/null",
     "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    **_common.IDENTITY,
 }
 WARMUP = 3
 
@@ -96,21 +91,18 @@ def wait_drained(bare: Path, db: Path, expected: int, timeout: float = 60.0) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--pushes", type=int, default=30, help="timed pushes per remote (>= 20)")
     args = parser.parse_args()
     pushes = max(args.pushes, 20)
 
-    with tempfile.TemporaryDirectory(prefix="bench-hooks-") as tmp:
-        root = Path(tmp)
+    with _common.temp_root("hooks", args.keep) as root:
         work = root / "work"
         g(root, "init", "-q", "-b", "main", str(work))
         g(work, "commit", "-q", "--allow-empty", "-m", "initial")
         plain = make_remote(root, "plain.git", work)
         hooked = make_remote(root, "hooked.git", work)
-        config_path = root / "integrator.toml"
-        cfg = build_config({"repo": str(work), "mode": "cutover"}, config_path)
-        write_config(cfg, config_path)
+        cfg = _common.bench_config(root, work)
         install_hooks(cfg, hooked)
 
         half = (pushes + 1) // 2
@@ -144,7 +136,7 @@ def main() -> None:
             f"feature-branch push, median of {len(with_hooks)}: {median_plain:.1f} ms without hooks, "
             f"{median_hooks:.1f} ms with the integrator's hooks"
         )
-        print(json.dumps(result))
+        _common.emit(result)
 
 
 if __name__ == "__main__":

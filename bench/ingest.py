@@ -32,31 +32,28 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import _common
+
 from integrator import git
-from integrator.config import Config, build_config, write_config
+from integrator.config import Config
 from integrator.events import Event, iso, make_event
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from integrator.store import MIGRATIONS
 
-INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+INTEGRATOR, T0 = _common.INTEGRATOR, _common.T0
 AIM_RATIO = 0.3
 AIM_RATIO_SAME_ROWS = 0.6
 AIM_STATUS_S = 0.3
@@ -141,19 +138,7 @@ def build_events(shas: dict[str, list[str]], count: int) -> list[Event]:
 
 
 def config_for(root: Path, sandbox: Sandbox, name: str) -> Config:
-    path = root / f"{name}.toml"
-    cfg = build_config(
-        {
-            "repo": str(sandbox.integrator_repo),
-            "db": str(root / f"{name}.db"),
-            "todos_dir": str(root / "todos"),
-            "state_dir": str(root / "state"),
-            "mode": "shadow",
-        },
-        path,
-    )
-    write_config(cfg, path)
-    return cfg
+    return _common.bench_config(root, sandbox.integrator_repo, name, mode="shadow")
 
 
 async def ingest_api_and_floor(cfg: Config, floor: Path, same: Path, events: list[Event]) -> dict[str, Any]:
@@ -375,13 +360,11 @@ def time_status(cfg: Config, runs: int = 5) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--slugs", type=int, default=300)
-    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory and say where.")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    try:
+    with _common.temp_root("ingest", args.keep) as root:
         sandbox = Sandbox.create(root / "sandbox")
         rounds = -(-args.events // (3 * args.slugs))
         start = time.perf_counter()
@@ -418,7 +401,7 @@ def main() -> None:
             "status_s": round(status_s, 3),
             "status_queue_s": round(status_queue_s, 3),
             "status_cpu_s": round(status_cpu_s, 3),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "load_avg_1m": _common.load_avg(),
             "status_json_bytes": status_bytes,
             "validate_events_per_s": round(n / validate_s, 1),
             "check_cycle_s": round(check_s, 3),
@@ -436,12 +419,7 @@ def main() -> None:
             f"status {result['status_s']} s ({result['status_queue_s']} s with a queue of {args.slugs})",
             file=sys.stderr,
         )
-        print(json.dumps(result))
-    finally:
-        if args.keep:
-            print(f"kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        _common.emit(result)
 
 
 if __name__ == "__main__":

@@ -27,36 +27,27 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _common
+
 from integrator import git
-from integrator.config import Config, build_config, write_config
-from integrator.events import Event, make_event
+from integrator.config import Config
+from integrator.events import Event
 from integrator.service import Integrator
 
-INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+INTEGRATOR, IDENTITY = _common.INTEGRATOR, _common.IDENTITY
 AIM_RATIO = 2.0
 AIM_SCALE_RATIO = 1.25
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
 
 
 def g(cwd: Path, *args: str, input_text: str | None = None) -> str:
@@ -116,21 +107,8 @@ def build(root: Path, *, files: int, candidates: int) -> Setup:
     for path in repo.rglob("*.txt"):
         os.utime(path, (aged, aged))
     g(repo, "update-index", "-q", "--refresh")
-    path = root / "integrator.toml"
-    cfg = build_config(
-        {
-            "repo": str(repo),
-            "db": str(root / "integrator.db"),
-            "todos_dir": str(root / "todos"),
-            "state_dir": str(root / "state"),
-            "credential_file": str(root / "integrator.credential"),
-            "mode": "cutover",
-            # Nothing in a benchmark run should stall or roll back.
-            "rollback": {"enabled": False},
-        },
-        path,
-    )
-    write_config(cfg, path)
+    # Nothing in a benchmark run should stall or roll back.
+    cfg = _common.bench_config(root, repo, rollback={"enabled": False})
     asyncio.run(_enqueue(cfg, picked))
     return Setup(root, remote, repo, picked, cfg)
 
@@ -138,17 +116,7 @@ def build(root: Path, *, files: int, candidates: int) -> Setup:
 async def _enqueue(cfg: Config, picked: list[tuple[str, str, str]]) -> None:
     events: list[Event] = []
     for k, (slug, branch, sha) in enumerate(picked):
-        at = T0 + timedelta(seconds=k)
-        events += [
-            make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": at}),
-            make_event(
-                "review_approved",
-                {"slug": slug, "sha": sha, "reviewer": "rev", "review_round": 1, "approved_at": at},
-            ),
-            make_event(
-                "finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": at}
-            ),
-        ]
+        events += _common.ready_events(slug, branch, sha, _common.at(k))
     async with await Integrator.open(cfg) as integ:
         report = await integ.emit(events, wait=True)
         queued = await integ.queued()
@@ -232,26 +200,24 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _common.parser(__doc__)
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--scale", type=int, default=500)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the small case (median)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-integrate-") as tmp:
+    with _common.temp_root("integrate", args.keep) as tmp:
         runs = []
         for r in range(args.repeat):
             runs.append(
-                measure(Path(tmp) / f"small-{r}", files=args.files, candidates=args.candidates, shadow=True)
+                measure(tmp / f"small-{r}", files=args.files, candidates=args.candidates, shadow=True)
             )
             print(f"{args.candidates} candidates, run {r + 1}: {_rounded(runs[-1])}", flush=True)
         base = median_of(runs)
-        big = measure(Path(tmp) / "large", files=args.files, candidates=args.scale, shadow=True)
+        big = measure(tmp / "large", files=args.files, candidates=args.scale, shadow=True)
         print(f"{args.scale} candidates: {_rounded(big)}", flush=True)
     result: dict[str, Any] = {
-        "load_avg_1m": round(os.getloadavg()[0], 2),  # a busy machine inflates every wall time here
+        "load_avg_1m": _common.load_avg(),  # a busy machine inflates every wall time here
         "files": args.files,
         "candidates": args.candidates,
         "scale_candidates": args.scale,
@@ -274,7 +240,7 @@ def main() -> None:
         "scale_shadow_ratio": round(big["shadow_ms"] / big["shadow_floor_ms"], 3),
     }
     result["aims_met"] = result["ratio"] <= AIM_RATIO and result["scale_ratio"] <= AIM_SCALE_RATIO
-    print(json.dumps(result))
+    _common.emit(result)
 
 
 def _rounded(data: dict[str, float]) -> str:

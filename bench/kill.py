@@ -6,75 +6,90 @@ command seen in /proc), then plain ``integrator run --once`` until the candidate
 the rounds (``--tree-every``) also kill every descendant's group, as a power cut would, which leaves
 git's lock files behind. A round fails if a later run needs a manual step (exits non-zero, or the
 candidate is not integrated within 3 runs), or if a worktree, checkout, git lock file, verify
-record or verify process is left, or if the mode changed, or the candidate landed twice.
+record or verify process is left, or if the mode changed, or the candidate landed twice. Every wait
+has a timeout (``--step-timeout``): a step that runs out fails its round, naming it, and the loop
+goes on.
 
-    .venv/bin/python bench/kill.py [--rounds 50] [--seed N]
+    .venv/bin/python bench/kill.py [--rounds 50] [--seed N] [--stages fetch,merge,verify,push]
 
-The last line printed is one JSON object: rounds, failures, kills per stage, how many landed inside
-the stage (``hits``; the rest hit just after it), verify processes that outlived the runner (and
-were then killed by the next start), and the runs needed after each kill.
+One progress line per round goes to stderr. The last line printed is one JSON object: rounds,
+failures, kills per stage, how many landed inside the stage (``hits``; the rest hit just after it),
+verify processes that outlived the runner (and were then killed by the next start), leftovers found,
+mode changes, runs that needed a manual step, and the runs needed after each kill.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import _common
+from support.killing import (
+    STAGES,
+    STEP_TIMEOUT_S,
+    KillResult,
+    Leftover,
+    ModeChanged,
+    NeedsManualStep,
+    Stalled,
+    kill_round,
+)
 
-from support.killing import STAGES, kill_round
+
+def _count(failures: list[_common.Failure], kind: type[Exception]) -> int:
+    return sum(isinstance(f.error, kind) for f in failures)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__, keep=False)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--tree-every", type=int, default=2, help="kill the whole tree every N-th round")
+    parser.add_argument("--stages", default=",".join(STAGES), help="the stages to pick from")
+    parser.add_argument("--step-timeout", type=float, default=STEP_TIMEOUT_S, help="seconds per wait")
     args = parser.parse_args()
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown or not stages:
+        parser.error(f"--stages: unknown {', '.join(unknown) or 'none given'}; one of {', '.join(STAGES)}")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    stages: Counter[str] = Counter()
-    hits: Counter[str] = Counter()
-    runs_after: Counter[int] = Counter()
-    failures: list[str] = []
-    leaked = trees = 0
+    picked = [rng.choice(stages) for _ in range(args.rounds)]
+
+    every: int = args.tree_every
+
+    def tree(n: int) -> bool:
+        return every > 0 and n % every == 0
+
+    def one(n: int, stage: str, root: Path) -> KillResult:
+        return kill_round(root, stage, tree=tree(n), timeout=args.step_timeout)
+
     started = time.monotonic()
-    for n in range(args.rounds):
-        stage = rng.choice(STAGES)
-        tree = args.tree_every > 0 and n % args.tree_every == 0
-        stages[stage] += 1
-        trees += tree
-        with tempfile.TemporaryDirectory(prefix="kill-") as tmp:
-            try:
-                result = kill_round(Path(tmp), stage, tree=tree)
-            except AssertionError as err:
-                failures.append(f"round {n} ({stage}, tree={tree}): {str(err)[:300]}")
-                print(failures[-1], file=sys.stderr)
-                continue
-        hits[stage] += result.hit
-        leaked += result.leaked_verify
-        runs_after[result.rounds_after] += 1
-    print(
-        json.dumps(
-            {
-                "bench": "kill",
-                "seed": seed,
-                "rounds": args.rounds,
-                "failures": len(failures),
-                "stages": dict(sorted(stages.items())),
-                "hits": dict(sorted(hits.items())),
-                "tree_kills": trees,
-                "leaked_verify_reaped": leaked,
-                "runs_after_kill": {str(k): v for k, v in sorted(runs_after.items())},
-                "seconds": round(time.monotonic() - started, 1),
-            }
-        )
+    done, failures = _common.rounds(args.rounds, "kill", picked.__getitem__, one)
+    for line in failures:
+        print(line, file=sys.stderr)
+    runs_after = Counter(r.rounds_after for _, _, r in done)
+    _common.emit(
+        {
+            "bench": "kill",
+            "seed": seed,
+            "rounds": args.rounds,
+            "failures": len(failures),
+            "stages": dict(sorted(Counter(picked).items())),
+            "hits": dict(sorted(Counter(stage for _, stage, r in done if r.hit).items())),
+            "tree_kills": sum(tree(n) for n in range(args.rounds)),
+            "leaked_verify_reaped": sum(r.leaked_verify for _, _, r in done),
+            "leftovers_found": _count(failures, Leftover),
+            "mode_changes": _count(failures, ModeChanged),
+            "runs_needing_manual_steps": _count(failures, NeedsManualStep),
+            "stalled_steps": _count(failures, Stalled),
+            "failed_rounds": [f.round for f in failures],
+            "runs_after_kill": {str(k): v for k, v in sorted(runs_after.items())},
+            "seconds": round(time.monotonic() - started, 1),
+        }
     )
     sys.exit(1 if failures else 0)
 

@@ -25,30 +25,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "discord"))
+import _common
 
-import discord  # noqa: E402
-import samples  # noqa: E402
-from botkit import POST, OfflineBot, use_recorder  # noqa: E402
-from harness import CHANNEL_ID, Call, Recorder, RecordingHTTP, add_guild, text_channel  # noqa: E402
+sys.path.insert(0, str(_common.ROOT / "tests" / "discord"))
 
-from integrator import outbox  # noqa: E402
-from integrator.config import AgentConfig, build_config  # noqa: E402
-from integrator.events import iso, utcnow  # noqa: E402
-from integrator.service import Integrator  # noqa: E402
-from teleclaude.adapters.discord_adapter import DiscordAdapter  # noqa: E402
-from teleclaude.adapters.discord_render import render  # noqa: E402
+import discord
+import samples
+from botkit import POST, OfflineBot, use_recorder
+from harness import CHANNEL_ID, Call, Recorder, RecordingHTTP, add_guild, text_channel
+
+from integrator import outbox
+from integrator.config import AgentConfig, build_config
+from integrator.events import iso, utcnow
+from integrator.service import Integrator
+from teleclaude.adapters.discord_adapter import DiscordAdapter
+from teleclaude.adapters.discord_render import render
 
 MIX: list[Callable[[], dict[str, Any]]] = [
     samples.ready,
@@ -177,8 +176,8 @@ async def launcher_cost() -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp:
-        result = await pipeline(Path(tmp), args.messages, args.latency)
+    with _common.temp_root("notify", args.keep) as tmp:
+        result = await pipeline(tmp, args.messages, args.latency)
     result.update(await floor(args.messages))
     result["ratio"] = round(result["floor_messages_per_s"] / result["messages_per_s"], 2)
     result.update(await launcher_cost())
@@ -186,7 +185,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--latency", type=int, default=200)
     args = parser.parse_args()
@@ -197,7 +196,7 @@ def main() -> None:
         f"launcher view {result['launcher_1_us']} µs (1 agent), {result['launcher_25_us']} µs (25 agents)",
         file=sys.stderr,
     )
-    print(json.dumps(result))
+    _common.emit(result)
 
 
 if __name__ == "__main__":

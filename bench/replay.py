@@ -26,31 +26,24 @@ line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from integrator.config import Config, build_config, write_config
-from integrator.events import Event, make_event, utcnow
+import _common
+
+from integrator.config import Config
+from integrator.events import Event, utcnow
 from integrator.runner import Runner
 from integrator.service import Integrator
 
 MAIN = "replay-main"  # a name of our own, so the repository's branches never collide with it
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Replay",
-    "GIT_AUTHOR_EMAIL": "replay@example.invalid",
-    "GIT_COMMITTER_NAME": "Replay",
-    "GIT_COMMITTER_EMAIL": "replay@example.invalid",
-}
+IDENTITY = _common.IDENTITY
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -80,17 +73,7 @@ def ground_truth(repo: Path, m: str, p1: str, p2: str) -> str:
 
 
 def events(slug: str, branch: str, sha: str) -> list[Event]:
-    now = utcnow()
-    return [
-        make_event(
-            "review_approved",
-            {"slug": slug, "sha": sha, "reviewer": "r", "review_round": 1, "approved_at": now},
-        ),
-        make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now}),
-        make_event(
-            "finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": now}
-        ),
-    ]
+    return _common.ready_events(slug, branch, sha, utcnow())
 
 
 def setup(root: Path, source: Path, mode: str) -> Config:
@@ -98,20 +81,9 @@ def setup(root: Path, source: Path, mode: str) -> Config:
     git(root, "clone", "--quiet", "--bare", str(source), str(remote))
     repo = root / "integrator"
     git(root, "clone", "--quiet", str(remote), str(repo))  # a clean checkout: the safety gates want one
-    data = {
-        "repo": str(repo),
-        "main_branch": MAIN,
-        "db": str(root / "integrator.db"),
-        "todos_dir": str(root / "todos"),
-        "state_dir": str(root / "state"),
-        "credential_file": str(root / "integrator.credential"),
-        "mode": mode,
-        "git_timeout_s": 120.0,
-        "gate": {"min_decided": 1},
-    }
-    cfg = build_config(data, root / "integrator.toml")
-    write_config(cfg, root / "integrator.toml")
-    return cfg
+    return _common.bench_config(
+        root, repo, main_branch=MAIN, mode=mode, git_timeout_s=120.0, gate={"min_decided": 1}
+    )
 
 
 async def drain(cfg: Config, integ: Integrator, *, shadow: bool) -> None:
@@ -219,7 +191,7 @@ def floor(root: Path, source: Path, todo: list[tuple[str, str, str]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--repo", required=True, type=Path)
     parser.add_argument("--merges", type=int, default=300)
     parser.add_argument("--budget-s", type=float, default=900.0, help="per phase (shadow, cutover)")
@@ -233,8 +205,7 @@ def main() -> None:
         print(f"--repo: {source} has no first-parent two-parent merges", file=sys.stderr)
         raise SystemExit(2)
     truth = {f"r{i}": ground_truth(source, m, p1, p2) for i, (m, p1, p2) in enumerate(todo)}
-    root = Path(tempfile.mkdtemp(prefix="replay-"))
-    try:
+    with _common.temp_root("replay", args.keep) as root:
         (root / "shadow").mkdir()
         (root / "cutover").mkdir()
         shadow = asyncio.run(shadow_replay(root / "shadow", source, todo, time.monotonic() + args.budget_s))
@@ -242,8 +213,6 @@ def main() -> None:
         ran = todo[: len(cut["outcomes"])]
         plain = plain_loop(root, source, ran)
         floor_ms = floor(root, source, ran)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     decided = {s: a for s, a in shadow["actual"].items() if a is not None}
     report = shadow["report"]
     same = sum(1 for a, b in zip(cut["outcomes"], plain["outcomes"], strict=True) if a == b)
@@ -265,9 +234,8 @@ def main() -> None:
         "per_candidate_ms": round(cut["per_candidate_ms"], 1),
         "floor_ms": round(floor_ms, 1),
         "ratio": round(cut["per_candidate_ms"] / floor_ms, 2) if floor_ms else None,
-        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(result, sort_keys=True))
+    _common.emit(result, sort_keys=True)
 
 
 if __name__ == "__main__":

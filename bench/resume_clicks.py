@@ -13,35 +13,27 @@ The last line printed is one JSON object: ``runner_faults`` and ``click_git_erro
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import signal
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from integrator.config import build_config, write_config
+import _common
+
 from integrator.errors import Refused
-from integrator.events import make_event, utcnow
+from integrator.events import Event, utcnow
 from integrator.runner import Runner
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 
-INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
+INTEGRATOR = _common.INTEGRATOR
 
 
-def ready(slug: str, branch: str, sha: str) -> list:  # type: ignore[type-arg]
-    now = utcnow()
-    return [
-        make_event("review_approved", {"slug": slug, "sha": sha, "reviewer": "r", "review_round": 1, "approved_at": now}),
-        make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": now}),
-        make_event("finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": now}),
-    ]  # fmt: skip
+def ready(slug: str, branch: str, sha: str) -> list[Event]:
+    return _common.ready_events(slug, branch, sha, utcnow())
 
 
 def push(sandbox: Sandbox, slug: str, files: dict[str, str]) -> tuple[str, str]:
@@ -62,24 +54,15 @@ def count(db: Path, sql: str) -> int:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = _common.parser(__doc__)
     parser.add_argument("--clicks", type=int, default=500)
     parser.add_argument("--features", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    with _common.temp_root("resume-clicks", args.keep) as root:
         sandbox = Sandbox.create(root / "sb", files={"README.md": "# sandbox\n", "shared.txt": "base\n"})
-        path = root / "integrator.toml"
-        data = {
-            "repo": str(sandbox.integrator_repo),
-            "db": str(root / "integrator.db"),
-            "state_dir": str(root / "state"),
-            "todos_dir": str(root / "todos"),
-            "mode": "cutover",
-            "idle_check_s": 0.2,
-        }
-        cfg = build_config(data, path)
-        write_config(cfg, path)
+        cfg = _common.bench_config(root, sandbox.integrator_repo, idle_check_s=0.2)
+        path = cfg.config_path
+        assert path is not None
         beta = push(sandbox, "beta", {"beta.txt": "beta\n"})
         async with await Integrator.open(cfg) as integ:
             await integ.emit(ready("beta", *beta), wait=True)
@@ -134,7 +117,7 @@ async def main() -> None:
             "answers": dict(answers),
             "clicks_per_s": round(sum(answers.values()) / took, 1),
         }
-    print(json.dumps(result, sort_keys=True))
+    _common.emit(result, sort_keys=True)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,19 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
+import _common
+
+PROJECT = _common.ROOT
 TODOS = PROJECT / "todos"
-BIN = Path(sys.executable).parent
-INTEGRATOR = str(BIN / "integrator")
+INTEGRATOR = _common.INTEGRATOR
 
 FLOOR = """
 import sys
@@ -54,12 +52,12 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTEGRATOR_")}
-    with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
-        sandbox = Path(tmp) / "demo"
+    with _common.temp_root("rollout", args.keep) as tmp:
+        sandbox = tmp / "demo"
         subprocess.run([INTEGRATOR, "demo", "--dir", str(sandbox)], capture_output=True, check=True, env=env)
         config = str(sandbox / "integrator.toml")
         commands = {
@@ -87,14 +85,13 @@ def main() -> None:
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     median = {name: statistics.median(values) for name, values in walls.items()}
-    figures: dict[str, float | int] = {"runs": args.runs}
+    figures: dict[str, Any] = {"runs": args.runs}
     for name in commands:
         figures[f"{name}_s"] = round(median[name], 4)
         figures[f"{name}_cpu_s"] = round(statistics.median(cpus[name]), 4)
     figures["validate_ratio"] = round(median["validate"] / median["floor"], 2)
     figures["status_ratio"] = round(median["status"] / median["floor"], 2)
-    figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(figures))
+    _common.emit(figures)
 
 
 if __name__ == "__main__":

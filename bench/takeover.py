@@ -19,24 +19,21 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from integrator.config import build_config, write_config
+import _common
+
 from integrator.sandbox import Sandbox
 
-INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
+INTEGRATOR = _common.INTEGRATOR
 
 
 def lease_row(db: Path) -> dict[str, Any] | None:
@@ -65,22 +62,10 @@ def wait(predicate: Any, timeout: float = 60.0) -> Any:
 
 
 def one_round(root: Path, sandbox: Sandbox, ttl: float, how: str, n: int) -> dict[str, float]:
-    cfg_path = root / f"r{n}.toml"
-    cfg = build_config(
-        {
-            "repo": str(sandbox.integrator_repo),
-            "db": str(root / f"r{n}.db"),
-            "todos_dir": str(root / "todos"),
-            "state_dir": str(root / "state"),
-            "credential_file": str(root / "credential"),
-            "mode": "cutover",
-            "lease_ttl_s": ttl,
-            "lease_renew_s": ttl / 4,
-            "idle_check_s": 30.0,
-        },
-        cfg_path,
+    cfg = _common.bench_config(
+        root, sandbox.integrator_repo, f"r{n}", lease_ttl_s=ttl, lease_renew_s=ttl / 4, idle_check_s=30.0
     )
-    write_config(cfg, cfg_path)
+    cfg_path = root / f"r{n}.toml"
     procs = []
     logs = []
     try:
@@ -120,13 +105,12 @@ def one_round(root: Path, sandbox: Sandbox, ttl: float, how: str, n: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=2.0)
     args = parser.parse_args()
     result: dict[str, Any] = {"bench": "takeover", "rounds": args.rounds, "ttl_s": args.ttl}
-    with tempfile.TemporaryDirectory(prefix="takeover-") as tmp:
-        root = Path(tmp)
+    with _common.temp_root("takeover", args.keep) as root:
         sandbox = Sandbox.create(root / "sb")
         for how in ("kill", "freeze"):
             found = [
@@ -141,8 +125,7 @@ def main() -> None:
                 result["past_expiry_s_median"] = round(statistics.median(past), 3)
                 result["past_expiry_s_max"] = round(max(past), 3)
                 result["over_ttl_plus_0_25s"] = sum(1 for x in past if x > 0.25)
-    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(result))
+    _common.emit(result)
 
 
 if __name__ == "__main__":

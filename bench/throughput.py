@@ -21,29 +21,26 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import _common
+
 from integrator import git, readiness
-from integrator.config import Config, build_config, write_config
-from integrator.events import Event, make_event
+from integrator.config import Config
+from integrator.events import Event
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 
-INTEGRATOR = str(Path(sys.executable).with_name("integrator"))
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+INTEGRATOR = _common.INTEGRATOR
 DEPTHS = (1, 2, 4)
 AIMS = {
     "speedup_k4_p0": 3.2,
@@ -97,41 +94,25 @@ def build(
         worker.push(f"feature/c{k:02d}")
     script = root / "verify.py"
     script.write_text(VERIFY)
-    path = root / "integrator.toml"
-    cfg = build_config(
-        {
-            "repo": str(sandbox.integrator_repo),
-            "db": str(root / "state" / "integrator.db"),
-            "todos_dir": str(root / "state" / "todos"),
-            "state_dir": str(root / "state" / "dir"),
-            "credential_file": str(root / "state" / "integrator.credential"),
-            "mode": "cutover",
-            "verify_command": [sys.executable, str(script), str(log), str(verify_s)],
-            "pipeline_depth": depth,
-            "idle_check_s": 1.0,
-        },
-        path,
-    )
     (root / "state").mkdir()
-    write_config(cfg, path)
+    cfg = _common.bench_config(
+        root,
+        sandbox.integrator_repo,
+        db=str(root / "state" / "integrator.db"),
+        todos_dir=str(root / "state" / "todos"),
+        state_dir=str(root / "state" / "dir"),
+        credential_file=str(root / "state" / "integrator.credential"),
+        verify_command=[sys.executable, str(script), str(log), str(verify_s)],
+        pipeline_depth=depth,
+        idle_check_s=1.0,
+    )
     return sandbox, cfg
 
 
 def ready_events(n: int, shas: dict[int, str]) -> list[Event]:
     events = []
     for k in range(n):
-        at = T0 + timedelta(seconds=k)
-        slug, branch, sha = f"c{k:02d}", f"feature/c{k:02d}", shas[k]
-        events += [
-            make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": at}),
-            make_event(
-                "review_approved",
-                {"slug": slug, "sha": sha, "reviewer": "r", "review_round": 1, "approved_at": at},
-            ),
-            make_event(
-                "finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": at}
-            ),
-        ]
+        events += _common.ready_events(f"c{k:02d}", f"feature/c{k:02d}", shas[k], _common.at(k))
     return events
 
 
@@ -186,11 +167,7 @@ def drain(root: Path, n: int, rate: float, depth: int, verify_s: float, log: Pat
 async def readiness_at_scale(root: Path, waiting: int, samples: int) -> tuple[float, float]:
     """(p95 of one emit in ms, one idle check cycle in s) with ``waiting`` candidates waiting on git."""
     sandbox = Sandbox.create(root / "sb")
-    path = root / "integrator.toml"
-    cfg = build_config(
-        {"repo": str(sandbox.integrator_repo), "db": str(root / "scale.db"), "mode": "cutover"}, path
-    )
-    write_config(cfg, path)
+    cfg = _common.bench_config(root, sandbox.integrator_repo, "scale")
     unpushed = [hashlib.sha1(f"waiting {k}".encode()).hexdigest() for k in range(waiting + samples)]
     async with await Integrator.open(cfg) as integ:
         batch = []
@@ -215,18 +192,7 @@ async def readiness_at_scale(root: Path, waiting: int, samples: int) -> tuple[fl
 
 
 def ready_events_for(slug: str, sha: str, k: int) -> list[Event]:
-    at = T0 + timedelta(milliseconds=k)
-    branch = f"feature/{slug}"
-    return [
-        make_event("branch_pushed", {"branch": branch, "sha": sha, "remote": "origin", "pushed_at": at}),
-        make_event(
-            "review_approved",
-            {"slug": slug, "sha": sha, "reviewer": "r", "review_round": 1, "approved_at": at},
-        ),
-        make_event(
-            "finalize_ready", {"slug": slug, "branch": branch, "sha": sha, "worker": "w", "ready_at": at}
-        ),
-    ]
+    return _common.ready_events(slug, f"feature/{slug}", sha, _common.at(k, timedelta(milliseconds=1)))
 
 
 def median_wall(argv: list[str], runs: int = 7) -> float:
@@ -241,14 +207,12 @@ def median_wall(argv: list[str], runs: int = 7) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--candidates", type=int, default=24)
     parser.add_argument("--verify-s", type=float, default=1.0)
     parser.add_argument("--waiting", type=int, default=1000)
-    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory and say where.")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    try:
+    with _common.temp_root("throughput", args.keep) as root:
         n, log = args.candidates, root / "verify.log"
         runs: dict[tuple[int, float], dict[str, Any]] = {}
         for rate in (0.0, 0.1):
@@ -293,7 +257,7 @@ def main() -> None:
             "status_s": round(status_s, 3),
             "python_pass_s": round(python_s, 3),
             "cli_status_ratio": round(status_s / python_s, 2),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "load_avg_1m": _common.load_avg(),
             "aim": AIMS,
         }
         result["meets_aim"] = (
@@ -305,12 +269,7 @@ def main() -> None:
             and result["check_cycle_idle_s_1000"] <= AIMS["check_cycle_idle_s_1000"]
             and result["cli_status_ratio"] <= AIMS["cli_status_ratio"]
         )
-        print(json.dumps(result))
-    finally:
-        if args.keep:
-            print(f"kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        _common.emit(result)
 
 
 if __name__ == "__main__":

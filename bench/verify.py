@@ -18,9 +18,7 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -28,15 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common
+
 from integrator import git, isolation, verify
 from integrator.config import Config, build_config
 
-ENV = {
-    "GIT_AUTHOR_NAME": "b",
-    "GIT_AUTHOR_EMAIL": "b@x",
-    "GIT_COMMITTER_NAME": "b",
-    "GIT_COMMITTER_EMAIL": "b@x",
-}
+ENV = _common.IDENTITY
 
 
 def make_repo(root: Path, files: int) -> tuple[Path, str]:
@@ -73,9 +68,8 @@ async def timed_floor(repo: Path, sha: str, root: Path) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def main(files: int, repeat: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        root = Path(tmp)
+async def main(files: int, repeat: int, keep: bool) -> dict[str, object]:
+    with _common.temp_root("verify", keep) as root:
         repo, sha = make_repo(root, files)
         sandboxed = config(root, repo)
         bare = config(root, repo, verify_isolation="none", verify_accept_unisolated=True)
@@ -97,13 +91,12 @@ async def main(files: int, repeat: int) -> dict[str, object]:
             "unisolated_ms": med["unisolated"],
             "floor_ms": med["floor"],
             "ratio": round(med["sandboxed"] / med["floor"], 2),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
         }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.files, args.repeat))))
+    _common.emit(asyncio.run(main(args.files, args.repeat, args.keep)))
