@@ -93,12 +93,17 @@ def verify_processes() -> list[int]:
     return found
 
 
-def _stopped(pid: int) -> bool:
+def _state(pid: int) -> str:
+    """The process's state letter (R, S, T, Z, ...), "" once it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].startswith("T")
+        return ""
+    return stat[stat.rfind(")") + 2 :][:1]
+
+
+def _stopped(pid: int) -> bool:
+    return _state(pid) == "T"
 
 
 def _in_stage(runner: int, stage: str) -> bool:
@@ -125,15 +130,7 @@ def _verify_command(root: Path, stage: str) -> list[str]:
 
 
 def _gone(pids: list[int]) -> bool:
-    return not [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2 :].startswith("Z")
+    return all(_state(p) in ("", "Z") for p in pids)
 
 
 def _kill(runner: subprocess.Popen[bytes], *, tree: bool, timeout: float) -> None:
