@@ -320,8 +320,45 @@ def write_followup(
     folder = todos_dir / todo
     roadmap_path = todos_dir / ROADMAP_NAME
     roadmap_text = roadmap_with_entry(roadmap_path, todo, slug)
+    state = _blocked_state(
+        _read_state(folder / "state.yaml") or {},
+        slug=slug,
+        todo=todo,
+        branch=branch,
+        sha=sha,
+        main_sha=main_sha,
+        reason_code=reason_code,
+        blocked_at=blocked_at,
+    )
+    count = int(state["blocked_count"])
+    values = _template_values(state, code, evidence, next_action, remote=remote, main_branch=main_branch)
+    created = not folder.exists()
+    _write_todo(folder, values, state, roadmap_path, roadmap_text)
+    log.info(
+        "event=followup_written todo=%s reason=%s blocked_count=%d created=%s roadmap_added=%s",
+        todo,
+        reason_code,
+        count,
+        created,
+        roadmap_text is not None,
+    )
+    return FollowUp(
+        slug=todo, path=folder, created=created, blocked_count=count, roadmap_added=roadmap_text is not None
+    )
 
-    previous = _read_state(folder / "state.yaml") or {}
+
+def _blocked_state(
+    previous: dict[str, Any],
+    *,
+    slug: str,
+    todo: str,
+    branch: str,
+    sha: str,
+    main_sha: str,
+    reason_code: str,
+    blocked_at: str,
+) -> dict[str, Any]:
+    """state.yaml after this block: counted once per distinct block, first_blocked_at kept."""
     count = previous.get("blocked_count")
     count = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0
     same_block = (previous.get("sha"), previous.get("reason_code"), previous.get("last_blocked_at")) == (
@@ -332,7 +369,7 @@ def write_followup(
     if not same_block:
         count += 1
     first = previous.get("first_blocked_at")
-    state: dict[str, Any] = {
+    return {
         "status": "open",
         "slug": slug,
         "todo": todo,
@@ -346,42 +383,52 @@ def write_followup(
         "resolved_at": None,
         "merge_sha": None,
     }
-    values = {
+
+
+def _template_values(
+    state: dict[str, Any],
+    code: ReasonCode,
+    evidence: dict[str, Any],
+    next_action: str,
+    *,
+    remote: str,
+    main_branch: str,
+) -> dict[str, str]:
+    """What the requirements and plan templates show, from the new state and the block's evidence."""
+    slug, branch, sha, main_sha = state["slug"], state["branch"], state["sha"], state["main_sha"]
+    return {
         "slug": code_span(slug),
         "branch": code_span(branch),
         "sha": code_span(sha),
         "main_sha": code_span(main_sha) if main_sha else "(unknown)",
         "main_branch": code_span(main_branch),
-        "reason_code": reason_code,
+        "reason_code": str(state["reason_code"]),
         "reason_summary": reasons.summary(code, main_branch=main_branch),
-        "blocked_count": str(count),
+        "blocked_count": str(state["blocked_count"]),
         "first_blocked_at": str(state["first_blocked_at"]),
-        "last_blocked_at": blocked_at,
-        "evidence": evidence_markdown(reason_code, evidence, main_branch=main_branch),
+        "last_blocked_at": str(state["last_blocked_at"]),
+        "evidence": evidence_markdown(state["reason_code"], evidence, main_branch=main_branch),
         "next_action": next_action.strip(),
         "checklist": checklist_markdown(
-            reason_code, slug=slug, branch=branch, evidence=evidence, remote=remote, main_branch=main_branch
+            state["reason_code"],
+            slug=slug,
+            branch=branch,
+            evidence=evidence,
+            remote=remote,
+            main_branch=main_branch,
         ),
     }
 
-    created = not folder.exists()
+
+def _write_todo(
+    folder: Path, values: dict[str, str], state: dict[str, Any], roadmap_path: Path, roadmap_text: str | None
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / "requirements.md", tpl.render(tpl.REQUIREMENTS_MD, values))
     _atomic_write(folder / "implementation-plan.md", tpl.render(tpl.IMPLEMENTATION_PLAN_MD, values))
     _atomic_write(folder / "state.yaml", _render_state(state))
     if roadmap_text is not None:
         _atomic_write(roadmap_path, roadmap_text)
-    log.info(
-        "event=followup_written todo=%s reason=%s blocked_count=%d created=%s roadmap_added=%s",
-        todo,
-        reason_code,
-        count,
-        created,
-        roadmap_text is not None,
-    )
-    return FollowUp(
-        slug=todo, path=folder, created=created, blocked_count=count, roadmap_added=roadmap_text is not None
-    )
 
 
 def resolve_followup(todos_dir: Path, slug: str, *, merge_sha: str, resolved_at: str) -> bool:
