@@ -12,6 +12,7 @@ command gets a copy of the merged tree, in the sandbox (:mod:`integrator.verify`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sqlite3
@@ -77,6 +78,26 @@ def commit_message(cfg: Config, item: queue.Item, holder: str) -> str:
     if cfg.merge_strategy == "merge":
         title = f"Merge {item.branch} for {item.slug}"
     return f"{title}\n\nIntegrated-By: {holder}\nCandidate-Slug: {item.slug}\nCandidate-Sha: {item.sha}\n"
+
+
+@dataclass
+class _Attempt:
+    """One candidate's tries at landing, shared by the steps of a try.
+
+    ``stage`` decides who a git failure is blamed on: the integrator's own side (fetching main, the
+    safety gates, the push) is a fault that counts toward rollback; anything handling the
+    candidate's content (``merge``) blocks the candidate. Decided by the step, never by what git printed.
+    """
+
+    view: readiness.GitView | None
+    started: float
+    secrets: list[str]
+    push_env: dict[str, str] | None
+    stage: str = "fetch"
+    push_error: str = ""
+
+    def main_sha(self) -> str | None:
+        return self.view.main_sha if self.view else None
 
 
 # Checkpoint writes that may still stop the candidate: ``tested`` is the last write before the push
@@ -152,118 +173,118 @@ class Workflow:
 
     async def integrate(self, item: queue.Item, view: readiness.GitView | None = None) -> Outcome:
         """Fetch, re-check, merge the pinned sha, verify, push with compare-and-swap; retry if main moved."""
-        started = time.monotonic()
         cfg = self.cfg
-        repo, t = cfg.repo, cfg.git_timeout_s
         secrets = self._secrets()  # the credential: sent in the push's environment, redacted from evidence
         # With the credential goes the lease's fencing number: the remote refuses it once a newer
         # holder raised its number (integrator.fence), even if this holder was paused past its TTL.
         push_env = fence.main_push_env(cfg, (await self.guard()).fencing) if secrets else None
-        last_push_error = ""
+        run = _Attempt(view, time.monotonic(), secrets, push_env)
         for attempt in range(cfg.push_retries + 1):
-            # Who a git failure is blamed on: the integrator's own side (the remote for main, its
-            # clone) is a fault that counts toward rollback; anything handling the candidate's
-            # content blocks the candidate. Decided by the step, never by what git printed.
-            stage = "fetch"
+            run.stage = "fetch"
             try:
-                if view is None or attempt > 0:
-                    view = await readiness.observe(repo, cfg.remote, cfg.main_branch, timeout=t)
-                main_before = view.main_sha
-                if main_before is None:
-                    raise Fault(f"{cfg.remote}/{cfg.main_branch} does not exist")
-                unfetched = view.unfetched.get(item.branch)
-                if unfetched is not None and unfetched.sha == item.sha:
-                    return await self.block(
-                        item, ReasonCode.GIT_ERROR, unfetched.evidence, main_sha=main_before
-                    )
-                stage = "safety"
-                safety.raise_if_unsafe(
-                    await safety.check_preconditions(
-                        repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=t
-                    )
-                )
-                stage = "merge"
-                verdict = await self._recheck(item, view)
-                if verdict is not None:
-                    return verdict
-                await self._checkpoint(item, "verified_ready", {"main_before": main_before})
-                merge = await git.merge_tree(repo, main_before, item.sha, timeout=t)
-                if not merge.clean:
-                    evidence = await blocked.conflict_evidence(
-                        repo,
-                        main_sha=main_before,
-                        candidate_sha=item.sha,
-                        main_branch=cfg.main_branch,
-                        timeout=t,
-                    )
-                    return await self.block(item, ReasonCode.MERGE_CONFLICT, evidence, main_sha=main_before)
-                if cfg.merge_strategy == "squash" and merge.tree == await git.tree_of(
-                    repo, main_before, timeout=t
-                ):
-                    # A squash cannot keep ancestry anyway, and an empty squash commit records nothing.
-                    # A merge commit is made even when the tree is unchanged (a backport already on
-                    # main): "already integrated" means the sha is an ancestor of main (_recheck).
-                    return await self.complete(
-                        item, main_before, main_before, main_before, started, already_on_main=True
-                    )
-                merge_sha = await self.verifier.commit(main_before, item, merge.tree)
-                await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
-                await self.probe("verify")
-                failure = await self.verifier.verify(main_before, item, merge_sha, secrets)
-                if failure is not None:
-                    return await self.block(item, failure.reason_code, failure.evidence, main_sha=main_before)
-                lease = await self._checkpoint(
-                    item, "tested", {"main_before": main_before, "merge_sha": merge_sha}
-                )
-                await self.probe("before_push")
-                stage = "push"
-                pushed = await git.push_main(
-                    repo,
-                    cfg.remote,
-                    cfg.main_branch,
-                    merge_sha,
-                    main_before,
-                    timeout=t,
-                    env=push_env,
-                )
-                if pushed.ok:
-                    await self._checkpoint(
-                        item,
-                        "pushed",
-                        {"main_before": main_before, "merge_sha": merge_sha, "fencing": lease.fencing},
-                    )
-                    return await self.complete(item, merge_sha, main_before, merge_sha, started)
-                if fence.refused(pushed.stderr):
-                    raise LeaseLost(
-                        f"the remote refused fencing number {lease.fencing}: a newer holder exists"
-                    )
-                if not pushed.stale:
-                    evidence = blocked.git_failure_evidence(
-                        ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"],
-                        pushed.stderr,
-                        secrets=secrets,
-                    )
-                    return await self.block(item, ReasonCode.PUSH_REJECTED, evidence, main_sha=main_before)
-                last_push_error = pushed.stderr
+                outcome = await self._attempt(item, run, fresh=attempt > 0)
             except _Withdrawn as stopped:
                 return Outcome("withdrawn", stopped.record)
             except (Fault, safety.SafetyGateFailed) as err:
-                return await self.requeue_for_fault(item, err, stage=stage)
+                return await self.requeue_for_fault(item, err, stage=run.stage)
             except GitError as err:
-                if stage != "merge":
-                    return await self.requeue_for_fault(item, err, stage=stage)
+                if run.stage != "merge":
+                    return await self.requeue_for_fault(item, err, stage=run.stage)
                 evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
-                evidence.update(stage=stage, error=str(err))
-                return await self.block(
-                    item, ReasonCode.GIT_ERROR, evidence, main_sha=view.main_sha if view else None
-                )
+                evidence.update(stage=run.stage, error=str(err))
+                return await self.block(item, ReasonCode.GIT_ERROR, evidence, main_sha=run.main_sha())
+            if outcome is not None:
+                return outcome
         evidence = blocked.git_failure_evidence(
-            ["git", "push", "--force-with-lease", cfg.remote], last_push_error, secrets=secrets
+            ["git", "push", "--force-with-lease", cfg.remote], run.push_error, secrets=secrets
         )
         evidence["retries"] = cfg.push_retries
-        return await self.block(
-            item, ReasonCode.PUSH_REJECTED, evidence, main_sha=view.main_sha if view else None
+        return await self.block(item, ReasonCode.PUSH_REJECTED, evidence, main_sha=run.main_sha())
+
+    async def _attempt(self, item: queue.Item, run: _Attempt, *, fresh: bool) -> Outcome | None:
+        """One try, on fresh refs unless the caller's view is still current; None when main moved."""
+        cfg = self.cfg
+        repo, t = cfg.repo, cfg.git_timeout_s
+        if run.view is None or fresh:
+            run.view = await readiness.observe(repo, cfg.remote, cfg.main_branch, timeout=t)
+        main_before = run.view.main_sha
+        if main_before is None:
+            raise Fault(f"{cfg.remote}/{cfg.main_branch} does not exist")
+        unfetched = run.view.unfetched.get(item.branch)
+        if unfetched is not None and unfetched.sha == item.sha:
+            return await self.block(item, ReasonCode.GIT_ERROR, unfetched.evidence, main_sha=main_before)
+        run.stage = "safety"
+        safety.raise_if_unsafe(
+            await safety.check_preconditions(repo, remote=cfg.remote, main_branch=cfg.main_branch, timeout=t)
         )
+        run.stage = "merge"
+        verdict = await self._recheck(item, run.view)
+        if verdict is not None:
+            return verdict
+        await self._checkpoint(item, "verified_ready", {"main_before": main_before})
+        tested = await self._merge_and_verify(item, main_before, run)
+        if isinstance(tested, Outcome):
+            return tested
+        run.stage = "push"
+        return await self._push(item, main_before, *tested, run)
+
+    async def _merge_and_verify(
+        self, item: queue.Item, main_before: str, run: _Attempt
+    ) -> Outcome | tuple[str, Lease]:
+        """The merge commit, verified and checkpointed ``tested``; or the outcome that ends the candidate."""
+        cfg = self.cfg
+        repo, t = cfg.repo, cfg.git_timeout_s
+        merge = await git.merge_tree(repo, main_before, item.sha, timeout=t)
+        if not merge.clean:
+            evidence = await blocked.conflict_evidence(
+                repo, main_sha=main_before, candidate_sha=item.sha, main_branch=cfg.main_branch, timeout=t
+            )
+            return await self.block(item, ReasonCode.MERGE_CONFLICT, evidence, main_sha=main_before)
+        if cfg.merge_strategy == "squash" and merge.tree == await git.tree_of(repo, main_before, timeout=t):
+            # A squash cannot keep ancestry anyway, and an empty squash commit records nothing.
+            # A merge commit is made even when the tree is unchanged (a backport already on
+            # main): "already integrated" means the sha is an ancestor of main (_recheck).
+            return await self.complete(
+                item, main_before, main_before, main_before, run.started, already_on_main=True
+            )
+        merge_sha = await self.verifier.commit(main_before, item, merge.tree)
+        await self._checkpoint(item, "merged", {"main_before": main_before, "merge_sha": merge_sha})
+        await self.probe("verify")
+        failure = await self.verifier.verify(main_before, item, merge_sha, run.secrets)
+        if failure is not None:
+            return await self.block(item, failure.reason_code, failure.evidence, main_sha=main_before)
+        lease = await self._checkpoint(item, "tested", {"main_before": main_before, "merge_sha": merge_sha})
+        await self.probe("before_push")
+        return merge_sha, lease
+
+    async def _push(
+        self, item: queue.Item, main_before: str, merge_sha: str, lease: Lease, run: _Attempt
+    ) -> Outcome | None:
+        """Push with compare-and-swap on ``main_before``; None when main moved meanwhile (try again)."""
+        cfg = self.cfg
+        pushed = await git.push_main(
+            cfg.repo,
+            cfg.remote,
+            cfg.main_branch,
+            merge_sha,
+            main_before,
+            timeout=cfg.git_timeout_s,
+            env=run.push_env,
+        )
+        if pushed.ok:
+            await self._checkpoint(
+                item, "pushed", {"main_before": main_before, "merge_sha": merge_sha, "fencing": lease.fencing}
+            )
+            return await self.complete(item, merge_sha, main_before, merge_sha, run.started)
+        if fence.refused(pushed.stderr):
+            raise LeaseLost(f"the remote refused fencing number {lease.fencing}: a newer holder exists")
+        if not pushed.stale:
+            evidence = blocked.git_failure_evidence(
+                ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr, secrets=run.secrets
+            )
+            return await self.block(item, ReasonCode.PUSH_REJECTED, evidence, main_sha=main_before)
+        run.push_error = pushed.stderr
+        return None
 
     async def _recheck(self, item: queue.Item, view: readiness.GitView) -> Outcome | None:
         """Readiness against fresh refs; an outcome when the candidate must not be merged now."""
@@ -513,7 +534,7 @@ class Workflow:
         view = await readiness.observe(cfg.repo, cfg.remote, cfg.main_branch, timeout=cfg.git_timeout_s)
         outcomes = []
         for item in items:
-            cp = await self.store.read(lambda c, i=item.id: checkpoint.load(c, i))  # type: ignore[misc]
+            cp = await self.store.read(functools.partial(checkpoint.load, queue_id=item.id))
             landed = await self._landed(item, view, cp)
             if landed is not None:
                 merge_sha, main_before = landed
