@@ -125,6 +125,10 @@ def _guarded(v: ProbeRun) -> Expect:
 
 
 def probe_list(v: ProbeRun) -> list[Probe]:
+    """Every bypass ``authority verify`` tries, in order.
+
+    Long, and kept whole on purpose: it is a table (one ``Probe`` per bypass), read top to bottom.
+    """
     url, main, p = v.transport.url, v.cfg.main_branch, v.probe_sha
     mark = ("-o", v.marker)
     guarded = _guarded(v)
