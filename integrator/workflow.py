@@ -332,11 +332,7 @@ class Workflow:
         *,
         already_on_main: bool = False,
     ) -> Outcome:
-        """Record the landing in one transaction, then mark the follow-up's files resolved.
-
-        Long, and kept whole on purpose: it lists every row the landing commits together (the
-        *Transactions* table of docs/architecture.md).
-        """
+        """Record the landing in one transaction (kept whole: every row it commits, in one place)."""
         lease = await self.guard()
         now = self._now()
         duration_ms = int((time.monotonic() - started) * 1000)
@@ -397,11 +393,7 @@ class Workflow:
     async def block(
         self, item: queue.Item, reason_code: ReasonCode, evidence: dict[str, Any], *, main_sha: str | None
     ) -> Outcome:
-        """Write the follow-up todo, then record the block in one transaction.
-
-        Long, and kept whole on purpose: it lists every row the block commits together (the
-        *Transactions* table of docs/architecture.md).
-        """
+        """Write the follow-up todo, then the block's one transaction (kept whole: every row in one place)."""
         lease = await self.guard()
         now = self._now()
         names = {"remote": self.cfg.remote, "main_branch": self.cfg.main_branch}
