@@ -7,6 +7,7 @@ are checked in a *cycle*: one fetch, then every candidate that waits only on git
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -399,6 +400,15 @@ class VerdictMemo:
         self._found[self.key(view, cand, policy)] = reasons
 
 
+def _note_fetch_failed(
+    conn: sqlite3.Connection, *, waiting: list[Candidate], reason: Reason, now: str
+) -> None:
+    """The failed fetch becomes the reason of every candidate still waiting (none is blocked for it)."""
+    for cand in waiting:
+        if (c := get(conn, cand.id)) is not None and c.status == "waiting":
+            _set(conn, cand.id, status="waiting", reasons=[reason], now=now)
+
+
 async def check_cycle(
     store: Store,
     repo: Path,
@@ -423,21 +433,10 @@ async def check_cycle(
         try:
             view = await observe(repo, remote, main_branch, timeout=timeout)
         except GitError as err:
-            now = iso(clock())
-            message = f"fetch of {remote} failed ({err}); will retry"
-
-            def note(conn: sqlite3.Connection) -> None:
-                for cand in waiting:
-                    if (c := get(conn, cand.id)) is not None and c.status == "waiting":
-                        _set(
-                            conn,
-                            cand.id,
-                            status="waiting",
-                            reasons=[Reason("fetch_failed", message)],
-                            now=now,
-                        )
-
-            await store.write(note)
+            reason = Reason("fetch_failed", f"fetch of {remote} failed ({err}); will retry")
+            await store.write(
+                functools.partial(_note_fetch_failed, waiting=waiting, reason=reason, now=iso(clock()))
+            )
             raise
     if view.main_sha and view.merged is None:
         view = replace(view, merged=await git.merged_tips(repo, remote, view.main_sha, timeout=timeout))
