@@ -130,7 +130,8 @@ def rounds(
     count: int, name: str, pick: Callable[[int], str], one: Callable[[int, str, Path], T]
 ) -> tuple[list[tuple[int, str, T]], list[Failure]]:
     """Run ``one(n, kind, root)`` ``count`` times, each in a fresh temporary root with ``kind =
-    pick(n)``; a round that raises is a failure (kept with its round and kind), never the end.
+    pick(n)``; a round that raises is a failure (kept with its round and kind), never the end, and
+    its root is kept for a look (its path is in the progress line).
 
     One progress line per round goes to stderr, so a slow round shows which one it is."""
     done: list[tuple[int, str, T]] = []
@@ -138,13 +139,14 @@ def rounds(
     for n in range(count):
         kind = pick(n)
         started = time.monotonic()
-        with temp_root(name) as root:
-            try:
-                done.append((n, kind, one(n, kind, root)))
-                verdict = "ok"
-            except Exception as err:  # a bench round must report, never end the loop
-                failures.append(Failure(n, kind, err))
-                verdict = str(failures[-1])
+        root = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        try:
+            done.append((n, kind, one(n, kind, root)))
+            verdict = "ok"
+            shutil.rmtree(root, ignore_errors=True)
+        except Exception as err:  # a bench round must report, never end the loop
+            failures.append(Failure(n, kind, err))
+            verdict = f"{failures[-1]} (kept {root})"
         print(
             f"{name} {n + 1}/{count} {kind}: {verdict} ({time.monotonic() - started:.1f}s)", file=sys.stderr
         )

@@ -5,6 +5,11 @@ The runner leads its own process group; its git commands and its verify command 
 (so a timeout can kill them as a whole), which is why a kill of the runner's group alone leaves them
 running: the case the next holder's recovery (``integrator.recovery``) exists for. With ``tree``,
 every descendant's group is killed too, as a power cut would: then git's lock files stay behind.
+A power cut on the integrator's host does not reach the remote's server, so the remote's own
+processes (``git-receive-pack`` and its hooks, working in the bare remote: children of ``git push``
+here only because the sandbox's remote is a local path) are spared and left to end on their own.
+Killing them too left ``refs/heads/main.lock`` in the *remote* (1 push round in 60), which no
+integrator may delete: the next runs faulted on it until the runner gave up or rolled back.
 
 The suite runs a few stages; ``bench/kill.py`` loops over random ones.
 """
@@ -133,21 +138,46 @@ def _gone(pids: list[int]) -> bool:
     return all(_state(p) in ("", "Z") for p in pids)
 
 
-def _kill(runner: subprocess.Popen[bytes], *, tree: bool, timeout: float) -> None:
-    """SIGKILL the runner's group (with ``tree``, every descendant's group too) and wait until it died."""
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def _kill(runner: subprocess.Popen[bytes], *, tree: bool, timeout: float, remote: Path) -> None:
+    """SIGKILL the runner's group (with ``tree``, every descendant's group too, but for the remote's
+    processes) and wait until what was killed died and the spared remote processes ended."""
     victims = descendants(runner.pid) if tree else []
+    inside = str(remote.resolve())
+    spared = [p for p in victims if _cwd(p) == inside or _cwd(p).startswith(inside + os.sep)]
+    spared += [d for p in spared for d in descendants(p)]
+    killed = [p for p in victims if p not in spared]
+    spared_groups = {_pgid(p) for p in spared}
     os.killpg(runner.pid, signal.SIGKILL)
-    for pid in victims:
+    for pid in killed:
         with _quiet():
-            os.killpg(pid, signal.SIGKILL)
+            if _pgid(pid) in spared_groups:  # git push's group holds receive-pack: kill it alone
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(pid, signal.SIGKILL)
     try:
         runner.wait(timeout)
     except subprocess.TimeoutExpired:
         raise Stalled(f"the SIGKILLed runner {runner.pid} did not exit within {timeout:g}s") from None
     # A SIGKILL is delivered asynchronously: wait until the tree's processes are gone, so the leak
     # measured below is what really outlived the kill.
-    if not _wait_for(lambda: _gone(victims), timeout):
-        raise Stalled(f"processes of the killed tree still run after {timeout:.0f}s: {victims}")
+    if not _wait_for(lambda: _gone(killed), timeout):
+        raise Stalled(f"processes of the killed tree still run after {timeout:g}s: {killed}")
+    if not _wait_for(lambda: _gone(spared), timeout):
+        raise Stalled(f"the remote's processes did not end within {timeout:g}s after the kill: {spared}")
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, pause: float = 0.01) -> bool:
@@ -160,7 +190,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, pause: float = 0.01
 
 
 def _start_and_stop_in(
-    cfg: Config, root: Path, stage: str, timeout: float
+    cfg: Config, root: Path, stage: str, timeout: float, remote: Path
 ) -> tuple[subprocess.Popen[bytes], bool]:
     """Start ``run --once``; return it once it is inside ``stage`` (True) or stopped just after it."""
     # A stage can be over in a millisecond (merge-tree): the runner stops itself at the phase right
@@ -180,7 +210,7 @@ def _start_and_stop_in(
         if _stopped(runner.pid):
             return runner, False
         if time.monotonic() >= deadline:
-            _kill(runner, tree=True, timeout=timeout)
+            _kill(runner, tree=True, timeout=timeout, remote=remote)
             raise Stalled(
                 f"the runner reached neither {stage} nor {_AFTER[stage]} within {timeout:g}s: "
                 + (root / "killed.log").read_text()[-2000:]
@@ -198,7 +228,7 @@ def _run_until_integrated(cfg: Config, timeout: float) -> int:
             raise NeedsManualStep(f"not integrated after {runs - 1} more runs")
         try:
             res = subprocess.run(
-                [INTEGRATOR, "--config", str(cfg.config_path), "run", "--once"],
+                [INTEGRATOR, "--config", str(cfg.config_path), "run", "--once", "-v"],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -233,7 +263,7 @@ def kill_round(
     asyncio.run(_declare_ready(cfg, "killed", "feature/killed", sha))
     mode_before = _mode(cfg)
 
-    runner, hit = _start_and_stop_in(cfg, root, stage, timeout)
+    runner, hit = _start_and_stop_in(cfg, root, stage, timeout, sandbox.remote)
     try:
         records = cfg.state_dir / "running-verifies"
         workdirs = (
@@ -241,7 +271,7 @@ def kill_round(
             if records.exists()
             else []
         )
-        _kill(runner, tree=tree, timeout=timeout)
+        _kill(runner, tree=tree, timeout=timeout, remote=sandbox.remote)
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -285,7 +315,7 @@ def leftovers(cfg: Config, sandbox: Sandbox) -> list[str]:
     worktrees = git.run_sync(["worktree", "list", "--porcelain"], cwd=repo).stdout
     if worktrees.count("worktree ") != 1:
         found.append(f"worktrees left: {worktrees}")
-    locks = [str(p) for p in (repo / ".git").rglob("*.lock")]
+    locks = [str(p) for p in [*(repo / ".git").rglob("*.lock"), *sandbox.remote.rglob("*.lock")]]
     if locks:
         found.append(f"git lock files left: {locks}")
     records = cfg.state_dir / "running-verifies"
