@@ -1,13 +1,11 @@
 """The integrator's credential: created once, read, copied into the remote, and sent as a push option.
 
 It never leaves its two files (the integrator's 0600 file and the remote's copy) and the environment
-of the integrator's own pushes: not argv, not output, not the record. A probe marker proves the
-credential without revealing it (the pre-receive hook checks the MAC).
+of the integrator's own pushes: not argv, not output, not the record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -19,7 +17,6 @@ from integrator.config import Config
 from integrator.errors import InvalidInput
 
 TOKEN_OPTION = "integrator-token"
-PROBE_OPTION = "integrator-probe"
 
 _CREDENTIAL_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -81,13 +78,6 @@ def push_options_env(options: list[str]) -> dict[str, str]:
         env[f"GIT_CONFIG_KEY_{index}"] = "push.pushOption"
         env[f"GIT_CONFIG_VALUE_{index}"] = option
     return env
-
-
-def probe_marker(credential: str, nonce: str) -> str:
-    """``integrator-probe=NONCE.MAC``: the hook honours it only if MAC proves the credential."""
-    data = f"{credential}:{nonce}".encode()
-    mac = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git hash-object, in the hook
-    return f"{PROBE_OPTION}={nonce}.{mac}"
 
 
 def sync_remote_credential(paths: RemotePaths, credential: str) -> bool:

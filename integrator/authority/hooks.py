@@ -25,7 +25,6 @@ from integrator.authority.credential import ensure_credential, read_credential_f
 from integrator.authority.record import record_install, record_path
 from integrator.authority.remote import (
     CONTROL,
-    ZERO_SHA,
     RemotePaths,
     check_bare,
     read_remote_mode,
@@ -72,7 +71,6 @@ def hook_context(cfg: Config, bare: Path) -> dict[str, str]:
     paths = RemotePaths(bare)
     return {
         "GIT": git_path,
-        "DATE": _tool("date"),
         "ENV": _tool("env"),
         "NICE": _tool("nice"),
         "FIND": _tool("find"),
@@ -266,53 +264,3 @@ def _install_state(cfg: Config, paths: RemotePaths, mode: str) -> list[str]:
         write_remote_mode(paths.bare, mode)
         changes.append(f"set the remote's mode to {mode}")
     return changes
-
-
-@dataclass(frozen=True)
-class LegacyPush:
-    """One push of main that the hook let through without the integrator's credential."""
-
-    old: str
-    new: str
-    ref: str
-    pushed_at: datetime
-    probe: bool = False
-
-    @property
-    def created(self) -> bool:
-        return self.old == ZERO_SHA
-
-    @property
-    def deleted(self) -> bool:
-        return self.new == ZERO_SHA
-
-
-_LEGACY_LINE = re.compile(r"([0-9a-f]{40}) ([0-9a-f]{40}) (refs/\S+) (\d+)( probe)?")
-
-
-def read_legacy_pushes(bare: Path, *, include_probes: bool = False) -> list[LegacyPush]:
-    """The shadow-mode log of legacy pushes to main, oldest first; `authority verify` probes are left out.
-
-    A line means the hook accepted the push; receive-pack can still refuse it afterwards (a
-    non-fast-forward under ``receive.denyNonFastForwards``), so confirm ``new`` is on main before
-    counting it as landed.
-    """
-    try:
-        text = RemotePaths(Path(bare)).legacy_log.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    pushes = []
-    for line in text.splitlines():
-        match = _LEGACY_LINE.fullmatch(line.strip())
-        if match is None:
-            continue
-        push = LegacyPush(
-            old=match.group(1),
-            new=match.group(2),
-            ref=match.group(3),
-            pushed_at=datetime.fromtimestamp(int(match.group(4)), UTC),
-            probe=match.group(5) is not None,
-        )
-        if include_probes or not push.probe:
-            pushes.append(push)
-    return pushes

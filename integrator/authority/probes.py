@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from integrator import git
-from integrator.authority.credential import TOKEN_OPTION, probe_marker, push_options_env
+from integrator.authority.credential import TOKEN_OPTION, push_options_env
 from integrator.authority.transport import Transport
 from integrator.config import Config
+
+# Marks verify's own pushes: post-receive spools none of them, so no probe becomes a readiness event.
+PROBE_OPTION = "integrator-probe"
 
 Expect = Literal["rejected", "allowed", "local-only bypass", "skipped"]
 Effect = Literal["main", "main-deleted", "feature", "atomic", "head", "ref"]
@@ -75,7 +78,7 @@ class ProbeRun:
 
     @property
     def marker(self) -> str:
-        return probe_marker(self.credential, self.run_id)
+        return f"{PROBE_OPTION}={self.run_id}"
 
     def run(
         self,

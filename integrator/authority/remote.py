@@ -41,10 +41,6 @@ class RemotePaths:
         return self.state / "mode"
 
     @property
-    def legacy_log(self) -> Path:
-        return self.state / "legacy-main.log"
-
-    @property
     def spool(self) -> Path:
         return self.state / "spool"
 

@@ -13,7 +13,6 @@ from support.serving import serving
 
 from integrator import remote_serve
 from integrator.authority.credential import ensure_credential
-from integrator.authority.hooks import read_legacy_pushes
 
 EVERY_VARIANT = {
     "integrator's push (credential as push option)",
@@ -107,10 +106,9 @@ def test_shadow_on_a_path_remote_expects_main_open_and_leaves_no_trace(tmp_path:
     assert rows["delete main (--delete)"]["actual"] in ("allowed", "refused by git")
     assert all(rows[name]["actual"] == "allowed" for name in LOOKALIKES)  # and deleted again
     assert _heads(s) == heads_before
-    # Probe pushes are marked: not legacy pushes for the parity report, not readiness events.
-    assert read_legacy_pushes(s.bare) == []
-    assert read_legacy_pushes(s.bare, include_probes=True)
+    # Probe pushes are marked, so post-receive spools none of them: they never become readiness events.
     assert s.spool_files() == []
+    assert s.branch_pushed() == []
 
 
 def test_over_git_daemon_the_remote_is_a_boundary(served: tuple[Setup, remote_serve.ServedRemote]) -> None:
@@ -203,7 +201,7 @@ def test_the_credential_never_leaks(tmp_path: Path) -> None:
 
     for text in outputs:
         assert secret not in text
-    for path in (s.cfg.state_dir / "authority.json", s.paths.legacy_log, s.paths.ingest_log, s.cfg.db):
+    for path in (s.cfg.state_dir / "authority.json", s.paths.ingest_log, s.cfg.db):
         if path.exists():
             assert secret.encode() not in path.read_bytes(), path
     assert secret not in (s.bare / "hooks" / "pre-receive").read_text()
