@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from integrator import git
+from integrator import git, settings
 from integrator.atomicfile import write_atomic
 from integrator.authority.credential import ensure_credential, read_credential_file, sync_remote_credential
 from integrator.authority.record import record_install, record_path
@@ -33,6 +33,7 @@ from integrator.authority.remote import (
 from integrator.config import Config
 from integrator.errors import IntegratorError, InvalidInput, Refused
 from integrator.events import utcnow
+from integrator.readonly import StoreUnavailable, read_store
 
 HOOK_NAMES = ("pre-receive", "post-receive")
 # Beside the package (package data), not via importlib.resources: the editable install's namespace
@@ -235,11 +236,9 @@ def install_hooks(
 def live_mode(cfg: Config) -> str:
     """The mode the integrator runs in now: the store's once a cutover or rollback set it, else the config's.
 
-    Read through a read-only connection, so a remote installed before ``init`` creates no database.
+    Read through the one read-only opener (:mod:`integrator.readonly`), so a remote installed before
+    ``init`` creates no database, and through :mod:`integrator.settings`, which owns the mode's row.
     """
-    from integrator import settings
-    from integrator.readonly import StoreUnavailable, read_store
-
     try:
         return str(read_store(cfg.db, lambda conn: settings.mode(conn, cfg.mode))["mode"])
     except StoreUnavailable as err:
