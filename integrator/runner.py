@@ -18,13 +18,14 @@ import socket
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from integrator import cutover, fence, git, pipeline, procs, readiness, recovery, settings
 from integrator import lease as leases
+from integrator.authority import spool
 from integrator.authority.record import read_record
 from integrator.authority.remote import RemotePaths
-from integrator.authority.spool import ingest_spool
 from integrator.backoff import Backoff
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost, StoreBusy
@@ -366,8 +367,8 @@ class Runner:
         if not bare or not any(RemotePaths(Path(bare)).spool.glob("*.push")):
             return
         try:
-            # ingest_spool runs its own event loop and store connection: keep it off ours.
-            await asyncio.to_thread(ingest_spool, self.cfg, bare)
+            # On this loop and through this runner's store: no second loop, no second connection.
+            await spool.ingest_spool(self.cfg, bare, partial(spool.emit_events, self.integ))
         except IntegratorError as err:
             log.warning("event=spool_ingest_failed error=%s", err)
 

@@ -1,22 +1,24 @@
 """The post-receive spool: one file per push, turned into ``branch_pushed`` events by ``ingest_spool``.
 
 The hook writes ``<pid>.<n>.push`` files closed by an ``end`` line and starts a detached
-``integrator hooks ingest``; the runner ingests whatever is left on each cycle as a safety net.
+``integrator hooks ingest`` (:func:`ingest_detached`, its own process and store); the runner ingests
+whatever is left on each cycle as a safety net, on its own event loop and through its own store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
 import os
 import pwd
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from integrator.authority.remote import RemotePaths, check_bare
 from integrator.backoff import Backoff
@@ -24,7 +26,12 @@ from integrator.config import Config
 from integrator.errors import DuplicateConflict, IntegratorError, InvalidInput
 from integrator.events import Event, make_event
 
+if TYPE_CHECKING:
+    from integrator.service import Integrator
+
 log = logging.getLogger(__name__)
+
+EmitEvents = Callable[[list[Event]], Awaitable[int]]
 
 # A hook that died while writing leaves a spool file without its `end` line; after this long nobody
 # is still writing it, so its complete lines are ingested rather than kept forever.
@@ -48,9 +55,12 @@ class IngestReport:
 _LOCK_WAITS = Backoff(first_s=0.01, max_s=0.2)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, timeout: float) -> Iterator[None]:
-    """flock the spool; concurrent ingestions queue here so each spool file is consumed by one of them."""
+@contextlib.asynccontextmanager
+async def _exclusive(lock_path: Path, timeout: float) -> AsyncIterator[None]:
+    """flock the spool; concurrent ingestions queue here so each spool file is consumed by one of them.
+
+    Polled, so a runner waiting for the detached ingestion keeps its event loop (and its lease) alive.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as fh:
         pauses = _LOCK_WAITS.pauses(timeout)
@@ -64,7 +74,7 @@ def _exclusive(lock_path: Path, timeout: float) -> Iterator[None]:
                     raise IntegratorError(
                         f"spool {lock_path.parent} is locked by another ingestion"
                     ) from None
-                time.sleep(pause)
+                await asyncio.sleep(pause)
         try:
             yield
         finally:
@@ -126,64 +136,85 @@ def _parse_spool_file(cfg: Config, path: Path, now: float) -> tuple[list[Event],
     return events, skipped, True
 
 
-def ingest_spool(cfg: Config, bare: Path | str) -> IngestReport:
+@dataclass(frozen=True)
+class _Batch:
+    """What one scan of the spool found: the events, the lines skipped, and the files they came from."""
+
+    events: list[Event]
+    skipped: list[str]
+    done: list[Path]
+
+
+def _scan(cfg: Config, paths: RemotePaths) -> _Batch:
+    _rotate(paths.ingest_log)
+    # Removed before the scan: a hook that still sees the marker knows this scan will find its file.
+    with contextlib.suppress(FileNotFoundError):
+        paths.spool_wanted.unlink()
+    now = time.time()
+    batch = _Batch([], [], [])
+    for path in _spool_files(paths.spool):
+        file_events, file_skipped, finished = _parse_spool_file(cfg, path, now)
+        if finished:
+            batch.events.extend(file_events)
+            batch.skipped.extend(file_skipped)
+            batch.done.append(path)
+    return batch
+
+
+def _consume(done: list[Path]) -> None:
+    for path in done:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+async def ingest_spool(cfg: Config, bare: Path | str, emit: EmitEvents) -> IngestReport:
     """Move every finished spool file into the store as ``branch_pushed`` events, then delete it.
 
-    Runs under an exclusive lock; a file is deleted only after its events are stored, so a crash in
-    between re-delivers them and the store's idempotency keys make that harmless.
+    ``emit`` stores the events and returns how many were new: the runner passes its own store's
+    (:func:`emit_events`), ``integrator hooks ingest`` one it opens (:func:`ingest_detached`). Runs
+    under an exclusive lock; a file is deleted only after its events are stored, so a crash in
+    between re-delivers them and the store's idempotency keys make that harmless. The file work runs
+    in a thread, so the caller's event loop never waits on the disk or on git.
     """
-    paths = RemotePaths(check_bare(bare))
+    paths = RemotePaths(await asyncio.to_thread(check_bare, bare))
     if not paths.spool.is_dir():
         return IngestReport()
-    with _exclusive(paths.spool_lock, LOCK_TIMEOUT_S):
-        _rotate(paths.ingest_log)
-        # Removed before the scan: a hook that still sees the marker knows this scan will find its file.
-        with contextlib.suppress(FileNotFoundError):
-            paths.spool_wanted.unlink()
-        now = time.time()
-        events: list[Event] = []
-        skipped: list[str] = []
-        done: list[Path] = []
-        for path in _spool_files(paths.spool):
-            file_events, file_skipped, finished = _parse_spool_file(cfg, path, now)
-            if finished:
-                events.extend(file_events)
-                skipped.extend(file_skipped)
-                done.append(path)
-        stored = ingest(cfg, events) if events else 0
-        for path in done:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-    return IngestReport(files=len(done), events=len(events), stored=stored, skipped=skipped)
+    async with _exclusive(paths.spool_lock, LOCK_TIMEOUT_S):
+        batch = await asyncio.to_thread(_scan, cfg, paths)
+        stored = await emit(batch.events) if batch.events else 0
+        await asyncio.to_thread(_consume, batch.done)
+    return IngestReport(files=len(batch.done), events=len(batch.events), stored=stored, skipped=batch.skipped)
 
 
-def ingest(cfg: Config, events: list[Event]) -> int:
-    """Hand ``branch_pushed`` events to the core; returns how many were new."""
-    return _store_events(cfg, events)
+async def emit_events(integrator: Integrator, events: list[Event]) -> int:
+    """Hand ``branch_pushed`` events to the core; returns how many were new.
 
-
-def _store_events(cfg: Config, events: list[Event]) -> int:
-    import asyncio
-
-    return asyncio.run(_emit(cfg, events))
-
-
-async def _emit(cfg: Config, events: list[Event]) -> int:
-    # Imported here: the hooks CLI paths that never store (install, verify) skip the store's imports.
-    from integrator.service import Integrator
-
-    async with await Integrator.open(cfg) as integrator:
-        # emit runs no git: the runner's next cycle fetches once for everything the hook spooled.
+    emit runs no git: the runner's next cycle fetches once for everything the hook spooled.
+    """
+    try:
+        return (await integrator.emit(events)).stored
+    except DuplicateConflict:
+        pass
+    # One conflicting event (same push recorded earlier with other content) must not hold the
+    # rest of the spool hostage: store the others one by one.
+    stored = 0
+    for event in events:
         try:
-            return (await integrator.emit(events)).stored
-        except DuplicateConflict:
-            pass
-        # One conflicting event (same push recorded earlier with other content) must not hold the
-        # rest of the spool hostage: store the others one by one.
-        stored = 0
-        for event in events:
-            try:
-                stored += (await integrator.emit([event])).stored
-            except DuplicateConflict as err:
-                log.warning("branch_pushed not stored: %s", err.message)
-        return stored
+            stored += (await integrator.emit([event])).stored
+        except DuplicateConflict as err:
+            log.warning("branch_pushed not stored: %s", err.message)
+    return stored
+
+
+def ingest_detached(cfg: Config, bare: Path | str) -> IngestReport:
+    """``integrator hooks ingest``: :func:`ingest_spool` in a process of its own (started by post-receive,
+    or by hand), opening the store only when there is something to store."""
+
+    async def emit(events: list[Event]) -> int:
+        # Imported here: the hooks CLI paths that never store (install, verify) skip the store's imports.
+        from integrator.service import Integrator
+
+        async with await Integrator.open(cfg) as integrator:
+            return await emit_events(integrator, events)
+
+    return asyncio.run(ingest_spool(cfg, bare, emit))

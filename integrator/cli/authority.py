@@ -11,7 +11,7 @@ from integrator import preflight, remote_serve
 from integrator.authority import verify as bypass
 from integrator.authority.hooks import HOOK_MARKER, InstallReport, install_hooks
 from integrator.authority.remote import MODES, RemotePaths, check_bare
-from integrator.authority.spool import ingest_spool
+from integrator.authority.spool import ingest_detached
 from integrator.cli.common import echo_json, fail, get_config, handle_errors
 
 _OK = {True: "yes", False: "NO"}
@@ -106,7 +106,7 @@ def ingest(ctx: click.Context, remote: str, quiet: bool, as_json: bool, deadline
         # A detached ingestion nobody watches must not live forever (a stuck database, a
         # thread that keeps the interpreter from exiting); SIGALRM's default action ends it.
         signal.alarm(deadline)
-    report = ingest_spool(get_config(ctx), remote)
+    report = ingest_detached(get_config(ctx), remote)
     for reason in report.skipped:
         click.echo(f"skipped: {reason}", err=True)
     if as_json:

@@ -273,7 +273,7 @@ def test_infrastructure_failures_roll_back_and_cutover_reopens_after_a_clean_win
 async def test_a_second_store_in_one_process_keeps_its_writes_visible_to_other_processes(
     tmp_path: Path,
 ) -> None:
-    """The runner opens a second store (the spool ingestion) beside its own connection.
+    """A process opens a second store beside its own connection (as the spool ingestion once did in the runner).
 
     Opening it once read the database header with a plain open()/close(), which drops every POSIX
     lock of the process on the file: the next process to close its connection deleted the live

@@ -13,7 +13,7 @@ from pathlib import Path
 from authority_helpers import Setup, g, make_setup
 from conftest import wait_for
 
-from integrator.authority.spool import STALE_SPOOL_S, ingest_spool
+from integrator.authority.spool import STALE_SPOOL_S, ingest_detached
 
 
 def _events_for(s: Setup, branches: set[str]) -> list[dict[str, object]]:
@@ -81,7 +81,7 @@ def test_a_broken_store_never_fails_the_push_and_the_spool_waits(tmp_path: Path)
     )
     assert len(s.spool_files()) == 1
     s.cfg.db.unlink()
-    report = ingest_spool(s.cfg, s.bare)
+    report = ingest_detached(s.cfg, s.bare)
     assert (report.files, report.stored) == (1, 1)
     assert _events_for(s, {"kept"})[0]["sha"] == sha
 
@@ -143,7 +143,7 @@ def test_unfinished_spool_files_wait_unless_stale(tmp_path: Path) -> None:
     old = stale.stat().st_mtime - STALE_SPOOL_S - 5
     os.utime(stale, (old, old))
 
-    report = ingest_spool(s.cfg, s.bare)
+    report = ingest_detached(s.cfg, s.bare)
 
     assert report.files == 1 and report.stored == 1
     assert fresh.exists() and not stale.exists()
