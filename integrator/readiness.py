@@ -18,7 +18,7 @@ from typing import Any
 
 from integrator import git, outbox, queue
 from integrator.errors import GitError
-from integrator.events import Event, iso, make_event, utcnow
+from integrator.events import Event, FinalizeReady, iso, make_event, utcnow
 from integrator.fetching import Unfetched, fetch_remote
 from integrator.journal import append
 from integrator.store import Store, one, rows
@@ -134,7 +134,7 @@ def set_status(conn: sqlite3.Connection, candidate_id: int, status: str, reason:
 def apply(conn: sqlite3.Connection, event: Event, *, remote: str, now: str) -> None:
     """Update the projection for one newly stored readiness event (same transaction as the insert)."""
     data = event.payload.model_dump(mode="json")
-    if event.type == "finalize_ready":
+    if isinstance(event.payload, FinalizeReady):
         conn.execute(
             "INSERT OR IGNORE INTO candidates (slug, branch, sha, finalize_event_id, ready_at, received_at, status,"
             " reasons, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', '[]', ?)",
@@ -143,7 +143,7 @@ def apply(conn: sqlite3.Connection, event: Event, *, remote: str, now: str) -> N
                 data["branch"],
                 data["sha"],
                 event.event_id,
-                iso(event.payload.ready_at),  # type: ignore[attr-defined]
+                iso(event.payload.ready_at),
                 iso(event.received_at),
                 now,
             ),
