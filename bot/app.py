@@ -22,9 +22,8 @@ from bot.commands import IntegrateGroup, NotAdmin
 from bot.launcher import SubprocessLauncher
 from bot.notify import DISCORD_CONSUMER, DiscordSink
 from bot.supervise import supervise
-from integrator import outbox
+from integrator import delivery
 from integrator.backoff import Backoff
-from integrator.delivery import deliver_forever
 from integrator.errors import IntegratorError
 from integrator.service import Integrator
 from teleclaude.adapters import discord_replies as replies
@@ -100,12 +99,12 @@ class IntegratorBot(discord.Client):
             )
         else:
             # The cursor exists before this returns, so nothing written from now on can be skipped.
-            await self.integ.store.write(lambda c: outbox.register(c, DISCORD_CONSUMER))
+            await delivery.register(self.integ.store, DISCORD_CONSUMER)
             sink = DiscordSink(self, self.adapter, channel_id, evidence=self.full_evidence)
             self._delivery = asyncio.create_task(
                 supervise(
                     "discord-delivery",
-                    lambda: deliver_forever(
+                    lambda: delivery.deliver_forever(
                         self.integ.store, DISCORD_CONSUMER, sink, self._delivery_stop, clock=self.integ.clock
                     ),
                     self._delivery_stop,
@@ -155,8 +154,7 @@ class IntegratorBot(discord.Client):
 
     async def _connection_back(self) -> None:
         """After an outage the head notification may sit in a long backoff: try it now instead."""
-        await self.integ.store.write(lambda c: outbox.retry_now(c, DISCORD_CONSUMER))
-        self.integ.store.notify()
+        await delivery.retry_now(self.integ.store, DISCORD_CONSUMER)
 
     async def _sync_commands(self) -> None:
         guild_id = self.cfg.discord.guild_id

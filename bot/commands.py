@@ -65,10 +65,8 @@ class IntegrateGroup(app_commands.Group):
     # ------------------------------------------------------------------------------------- read only
     @app_commands.command(name="status", description="Mode, lease, queue, blocked and recent outcomes")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        integ = self.integ
-        data = await integ.status()
-        now = integ.clock()
-        data["stall"] = await integ.store.read(lambda c: cutover.stall(c, integ.cfg, now))
+        data = await self.integ.status()
+        data["stall"] = await self.integ.stall()
         await self._reply(interaction, replies.status(data))
 
     @app_commands.command(name="queue", description="The queue in integration order")

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-from integrator.cli.render import notification_line
+from integrator.notices import notification_line
 from integrator.outbox import Notification
 from teleclaude.adapters.discord_render import NotificationError
 

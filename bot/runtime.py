@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.notify import CONSOLE_CONSUMER, DISCORD_CONSUMER, ConsoleSink
 from bot.supervise import HEALTHY_AFTER_S, supervise
-from integrator import outbox
+from integrator import delivery
 from integrator.backoff import Backoff
 from integrator.config import Config
-from integrator.delivery import deliver_forever
 from integrator.runner import Runner
 from integrator.service import Integrator
 from integrator.wake import sleep_or_stop
@@ -87,7 +86,7 @@ class BotRuntime:
             if self.posts_to_discord:
                 # Before the first connection attempt: what happens while Discord is unreachable at
                 # start-up must wait for it, not be skipped by a cursor created later.
-                await integ.store.write(lambda c: outbox.register(c, DISCORD_CONSUMER))
+                await delivery.register(integ.store, DISCORD_CONSUMER)
             after = asyncio.Event()  # set once the integrator has stopped: the rest flushes after it
             tasks = [asyncio.create_task(self._integrate(integ, stop), name="integrator")]
             if not self.posts_to_discord:
@@ -96,7 +95,7 @@ class BotRuntime:
                     asyncio.create_task(
                         supervise(
                             "console-delivery",
-                            lambda: deliver_forever(
+                            lambda: delivery.deliver_forever(
                                 integ.store, CONSOLE_CONSUMER, sink, after, clock=integ.clock
                             ),
                             after,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from integrator.config import Config
 from integrator.errors import Refused
 from integrator.events import iso
 from integrator.service import Integrator
-from integrator.store import one
 from integrator.verify import refusal as verify_refusal
+from integrator.views import stall
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +96,6 @@ async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool =
     await _sync_remote(cfg, "shadow")
     record = await integ.set_mode("shadow", by=by, reason=reason.strip(), automatic=automatic)
     return {**record, "main_branch": cfg.main_branch}
-
-
-def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any] | None:
-    """The queue has items but nothing reached an outcome for the stall limit (a pause is not a stall)."""
-    if settings.pause_state(conn) is not None:
-        return None
-    waiting = one(
-        conn,
-        "SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM queue WHERE status IN ('queued', 'in_progress')",
-    )
-    if waiting is None or not waiting["n"]:
-        return None
-    progress = one(
-        conn,
-        "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
-    )
-    since = max(str(waiting["oldest"]), str(progress["at"] or "") if progress else "")
-    cutoff = iso(now - timedelta(seconds=cfg.stall_limit_s))
-    if since >= cutoff:
-        return None
-    stalled_for = now - datetime.fromisoformat(since)
-    return {
-        "since": since,
-        "stalled_for_s": int(stalled_for.total_seconds()),
-        "queue_length": int(waiting["n"]),
-    }
 
 
 async def watchdog(integ: Integrator) -> str | None:

@@ -18,6 +18,17 @@ Send = Callable[[outbox.Notification], Awaitable[None]]
 RECHECK_S = 1.0  # picks up notifications written by other processes
 
 
+async def register(store: Store, consumer: str, *, from_start: bool = False) -> None:
+    """Give ``consumer`` its cursor now, so nothing written from here on can be skipped by it."""
+    await store.write(lambda c: outbox.register(c, consumer, from_start=from_start))
+
+
+async def retry_now(store: Store, consumer: str) -> None:
+    """The consumer's channel is back: try its head at once instead of waiting out the backoff."""
+    await store.write(lambda c: outbox.retry_now(c, consumer))
+    store.notify()
+
+
 async def deliver_pending(
     store: Store, consumer: str, send: Send, *, clock: Callable[[], datetime] = utcnow
 ) -> int:
@@ -43,7 +54,7 @@ async def deliver_forever(
     store: Store, consumer: str, send: Send, stop: asyncio.Event, *, clock: Callable[[], datetime] = utcnow
 ) -> None:
     """Deliver until ``stop``; woken by in-process writes, and re-checks once a second for the rest."""
-    await store.write(lambda c: outbox.register(c, consumer))
+    await register(store, consumer)
     while not stop.is_set():
         store.changed.clear()
         await deliver_pending(store, consumer, send, clock=clock)

@@ -143,6 +143,12 @@ class Integrator:
         found = await self.store.read(lambda c: views.status(c, cfg, now))
         return {**found, "verify_sandbox": await asyncio.to_thread(views.verify_sandbox, cfg)}
 
+    async def stall(self) -> dict[str, Any] | None:
+        """The queue's stall, if it has made no progress for the stall limit (what the watchdog alarms on)."""
+        cfg = self.cfg
+        now = self.clock()
+        return await self.store.read(lambda c: views.stall(c, cfg, now))
+
     async def blocked(self) -> list[dict[str, Any]]:
         return await self.store.read(views.blocked_view)
 

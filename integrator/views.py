@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from integrator import journal, outbox, queue, readiness, settings
@@ -173,4 +173,30 @@ def status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, An
         "repo": str(cfg.repo),
         "remote": cfg.remote,
         "main_branch": cfg.main_branch,
+    }
+
+
+def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any] | None:
+    """The queue has items but nothing reached an outcome for the stall limit (a pause is not a stall)."""
+    if settings.pause_state(conn) is not None:
+        return None
+    waiting = one(
+        conn,
+        "SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM queue WHERE status IN ('queued', 'in_progress')",
+    )
+    if waiting is None or not waiting["n"]:
+        return None
+    progress = one(
+        conn,
+        "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
+    )
+    since = max(str(waiting["oldest"]), str(progress["at"] or "") if progress else "")
+    cutoff = iso(now - timedelta(seconds=cfg.stall_limit_s))
+    if since >= cutoff:
+        return None
+    stalled_for = now - datetime.fromisoformat(since)
+    return {
+        "since": since,
+        "stalled_for_s": int(stalled_for.total_seconds()),
+        "queue_length": int(waiting["n"]),
     }

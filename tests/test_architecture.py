@@ -1,7 +1,8 @@
 """The layering the code promises (docs/architecture.md), checked on the source itself.
 
-No import cycle at module level, and discord only at the edge: a new shortcut fails here, naming the
-file and line.
+No import cycle at module level, discord only at the edge, the bot and the Discord adapter on top of
+the core's service (never the CLI beside them), and no SQL outside ``integrator/``: a new shortcut
+fails here, naming the file and line.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def _imported(tree: ast.Module) -> Iterator[tuple[int, str]]:
 
 
 PACKAGES = ("integrator", "bot", "teleclaude")
+OUTER = ("bot", "teleclaude")
+SQL_CALLS = frozenset({"execute", "executemany", "executescript"})
+STORE_CALLS = frozenset({"read", "write"})
 MAX_MODULE_LINES = 600
 
 
@@ -127,3 +131,56 @@ def test_the_layout_checks_see_a_violation() -> None:
     del trees["c"]
     assert _cycles(_import_graph(trees)) == []
     assert "discord.ui" in [m for _, m in _imported(ast.parse("import discord.ui\n"))]
+
+
+def _calls(tree: ast.Module) -> Iterator[tuple[int, ast.Attribute]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            yield node.lineno, node.func
+
+
+def test_the_bot_and_the_adapter_import_no_cli() -> None:
+    found = [
+        f"{name}:{line} imports {module}"
+        for name, tree in _modules(*OUTER)
+        for line, module in _imported(tree)
+        if module == "integrator.cli" or module.startswith("integrator.cli.")
+    ]
+    assert found == []
+
+
+def test_no_sql_runs_outside_the_core() -> None:
+    found = [
+        f"{name}:{line} calls .{func.attr}()"
+        for name, tree in _modules(*OUTER)
+        for line, func in _calls(tree)
+        if func.attr in SQL_CALLS
+    ]
+    assert found == []
+
+
+def test_the_bot_runs_no_store_transaction_of_its_own() -> None:
+    """A transaction is the service's (or the delivery API's) to compose, never the bot's."""
+    found = [
+        f"{name}:{line} calls store.{func.attr}()"
+        for name, tree in _modules(*OUTER)
+        for line, func in _calls(tree)
+        if func.attr in STORE_CALLS
+        and isinstance(func.value, ast.Attribute | ast.Name)
+        and (func.value.attr if isinstance(func.value, ast.Attribute) else func.value.id) == "store"
+    ]
+    assert found == []
+
+
+def test_the_checks_see_a_violation() -> None:
+    """The scanners above find what they look for (an empty result must mean clean, not blind)."""
+    tree = ast.parse(
+        "from integrator.cli.render import short\nfrom integrator import cli\n"
+        "conn.execute('SELECT 1')\nself.integ.store.write(fn)\n"
+    )
+    assert [m for _, m in _imported(tree) if m.startswith("integrator.cli")] == [
+        "integrator.cli.render",
+        "integrator.cli.render.short",
+        "integrator.cli",
+    ]
+    assert sorted(f.attr for _, f in _calls(tree)) == ["execute", "write"]

@@ -8,8 +8,8 @@ from typing import Any
 
 from conftest import INTEGRATOR, cli, db_rows, emit_ready, push_feature, readiness_events, run_once
 
-from integrator.cli.render import notification_line
 from integrator.config import Config
+from integrator.notices import notification_line
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from teleclaude.adapters.discord_render import render
