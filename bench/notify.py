@@ -42,7 +42,7 @@ import samples
 from botkit import POST, OfflineBot, use_recorder
 from harness import CHANNEL_ID, Call, Recorder, RecordingHTTP, add_guild, text_channel
 
-from integrator import outbox
+from integrator import notifications, outbox
 from integrator.config import AgentConfig, build_config
 from integrator.events import iso, utcnow
 from integrator.service import Integrator
@@ -98,11 +98,15 @@ class Clock:
                 continue
 
 
+def _payload(note: dict[str, Any]) -> notifications.Payload:
+    payload = notifications.parse(note["kind"], note["payload"])
+    assert payload is not None, note["kind"]
+    return payload
+
+
 async def commit(integ: Integrator, note: dict[str, Any]) -> tuple[int, str]:
     now = iso(utcnow())
-    nid = await integ.store.write(
-        lambda c: outbox.add(c, note["kind"], note["payload"], now=now), notify=True
-    )
+    nid = await integ.store.write(lambda c: outbox.add(c, _payload(note), now=now), notify=True)
     return nid, now
 
 
@@ -150,7 +154,7 @@ async def floor(messages: int) -> dict[str, Any]:
     add_guild(client)
     channel = text_channel(client)
     adapter = DiscordAdapter()
-    prebuilt = [adapter.message_kwargs(render(make())) for make in MIX]
+    prebuilt = [adapter.message_kwargs(render(samples.note(make()))) for make in MIX]
     try:
         start = time.perf_counter()
         for i in range(messages):

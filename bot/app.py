@@ -25,6 +25,7 @@ from bot.supervise import supervise
 from integrator import delivery
 from integrator.backoff import Backoff
 from integrator.errors import IntegratorError
+from integrator.notifications import IntegrationBlocked
 from integrator.service import Integrator
 from teleclaude.adapters import discord_replies as replies
 from teleclaude.adapters.discord_adapter import DiscordAdapter, DiscordUser, actor, log_expired
@@ -166,13 +167,8 @@ class IntegratorBot(discord.Client):
             synced = await self.tree.sync(guild=guild)
         log.info("event=commands_synced guild=%s commands=%s", guild_id, [c.name for c in synced])
 
-    async def full_evidence(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
-        try:
-            return await self.integ.full_evidence(
-                str(payload["slug"]), str(payload["branch"]), str(payload["sha"]), str(payload["reason_code"])
-            )
-        except KeyError:
-            return None  # a payload without them: the renderer says what is missing
+    async def full_evidence(self, payload: IntegrationBlocked) -> dict[str, Any] | None:
+        return await self.integ.full_evidence(payload.slug, payload.branch, payload.sha, payload.reason_code)
 
     async def resume(self, slug: str, user: DiscordUser, roles: Sequence[str]) -> str:
         """The Resume button: the same rules as ``integrator resume`` (the adapter checked the role)."""

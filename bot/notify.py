@@ -8,12 +8,12 @@ admin can grant) and returns for what never will, after making the failure visib
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from integrator.notices import notification_line
+from integrator.notifications import IntegrationBlocked
 from integrator.outbox import Notification
 from teleclaude.adapters.discord_render import NotificationError
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # (blocked payload) -> the store's untrimmed evidence for it, or None.
-EvidenceLookup = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
+EvidenceLookup = Callable[[IntegrationBlocked], Awaitable[dict[str, Any] | None]]
 
 # Outbox consumers: each keeps its own cursor, so the console and Discord never share progress.
 CONSOLE_CONSUMER = "console"
@@ -43,14 +43,7 @@ class ConsoleSink:
         self.out = out
 
     async def __call__(self, note: Notification) -> None:
-        try:
-            line = notification_line(note.as_dict())
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            # A payload the line renderer does not understand must not stall the console.
-            line = (
-                f"[{note.kind}] #{note.id} {json.dumps(note.payload, sort_keys=True)} ({type(err).__name__})"
-            )
-        print(line, file=self.out, flush=True)
+        print(notification_line(note), file=self.out, flush=True)
 
 
 class DiscordSink:
@@ -81,14 +74,12 @@ class DiscordSink:
         import discord
 
         channel = self.channel()
-        data = note.as_dict()
-        if note.kind == "integration_blocked" and self.evidence is not None:
+        full = None
+        if isinstance(note.payload, IntegrationBlocked) and self.evidence is not None:
             # The notification carries the trimmed evidence; the attached file gets the store's full text.
             full = await self.evidence(note.payload)
-            if full:
-                data = {**data, "payload": {**note.payload, "evidence_full": full}}
         try:
-            await self.adapter.send(channel, data)
+            await self.adapter.send(channel, note, full or None)
             return
         except NotificationError as err:
             problem = f"{err}"
@@ -104,4 +95,4 @@ class DiscordSink:
             note.kind,
             problem,
         )
-        await self.adapter.send_undeliverable(channel, data, problem)
+        await self.adapter.send_undeliverable(channel, note, problem)

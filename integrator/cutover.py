@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from integrator import outbox, settings
+from integrator import notifications, outbox, settings
 from integrator.authority.record import read_record
 from integrator.authority.remote import write_remote_mode
 from integrator.config import Config
@@ -121,7 +121,7 @@ async def watchdog(integ: Integrator) -> str | None:
                 settings.put(conn, "stall_alarm_since", None)
         elif alarmed != found["since"]:
             settings.put(conn, "stall_alarm_since", found["since"])
-            outbox.add(conn, "stall_alarm", {"slug": None, **found}, now=nowiso)
+            outbox.add(conn, notifications.StallAlarm(slug=None, **found), now=nowiso)
             raised = True
         return mode, found, int(settings.get(conn, "fault_streak", 0)), raised
 

@@ -6,7 +6,12 @@ bot never imports the CLI and both print the same lines.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
+
+from integrator import notifications as n
+from integrator.outbox import Notification
 
 
 def short(sha: str | None) -> str:
@@ -27,46 +32,52 @@ def outcome_line(o: dict[str, Any], main_branch: str | None = None) -> str:
     return f"superseded {o['slug']} {short(o['sha'])} by {short(o.get('superseded_by'))}"
 
 
-def base_text(run: dict[str, Any]) -> str:
+def base_text(ahead: Sequence[str]) -> str:
     """The predicted base a verify runs on: main and the candidates merged ahead of it."""
-    return "main" + "".join(f" + {slug}" for slug in run.get("ahead", []))
+    return "main" + "".join(f" + {slug}" for slug in ahead)
 
 
-def notification_line(n: dict[str, Any]) -> str:
+def notification_line(note: Notification) -> str:
     """One console line per outbox notification (the headless twin of the Discord messages)."""
-    kind, p = n["kind"], n["payload"]
-    if kind == "candidate_ready":
-        return f"[ready] {p['slug']} {short(p['sha'])} on {p['branch']} queued at position {p['position']}"
-    if kind == "candidate_withdrawn":
-        return f"[withdrawn] {p['slug']} {short(p['sha'])} by {p['by']}: {p['reason']}"
-    if kind == "candidate_superseded":
-        return f"[superseded] {p['slug']} {short(p['sha'])} by {short(p['superseded_by'])}"
-    if kind == "integration_completed":
-        return "[integrated] " + outcome_line({"type": "integration_completed", **p}).removeprefix(
-            "completed "
-        )
-    if kind == "integration_blocked":
-        lines = [f"[blocked] {p['slug']} {short(p['sha'])}: {p['reason_code']}"]
-        ev = p.get("evidence", {})
-        for path in ev.get("conflicted_paths", [])[:10]:
-            lines.append(f"    conflict: {path}")
-        lines.append(f"    next: {p['next_action']}")
-        if p.get("follow_up_path"):
-            lines.append(f"    follow-up: {p['follow_up_path']}")
-        return "\n".join(lines)
-    if kind == "shadow_predictions":
-        items = p["items"]
-        parts = [f"{i['slug']}={i['prediction']}" for i in items[:10]]
-        return f"[shadow] {len(items)} prediction(s): " + ", ".join(parts)
-    if kind == "mode_changed":
-        auto = " (automatic)" if p.get("automatic") else ""
-        return f"[mode] {p['previous']} -> {p['mode']}{auto} by {p['by']}: {p['reason']}"
-    if kind == "paused":
-        return f"[paused] by {p['by']}: {p['reason']}"
-    if kind == "unpaused":
-        return f"[unpaused] by {p['by']}"
-    if kind == "verify_started":
-        return f"[verifying] {p['slug']} {short(p['sha'])} on {base_text(p)} ({short(p['merge_sha'])})"
-    if kind == "stall_alarm":
-        return f"[stall] queue of {p.get('queue_length')} has made no progress for {p.get('stalled_for_s')}s"
-    return f"[{kind}] {p}"
+    p = note.payload
+    match p:
+        case n.CandidateReady():
+            return f"[ready] {p.slug} {short(p.sha)} on {p.branch} queued at position {p.position}"
+        case n.CandidateWithdrawn():
+            return f"[withdrawn] {p.slug} {short(p.sha)} by {p.by}: {p.reason}"
+        case n.CandidateSuperseded():
+            return f"[superseded] {p.slug} {short(p.sha)} by {short(p.superseded_by)}"
+        case n.IntegrationCompleted():
+            return "[integrated] " + outcome_line({"type": note.kind, **p.stored()}).removeprefix(
+                "completed "
+            )
+        case n.IntegrationBlocked():
+            return _blocked_lines(p)
+        case n.ShadowPredictions():
+            parts = [f"{i.slug}={i.prediction}" for i in p.items[:10]]
+            return f"[shadow] {len(p.items)} prediction(s): " + ", ".join(parts)
+        case n.ModeChanged():
+            auto = " (automatic)" if p.automatic else ""
+            return f"[mode] {p.previous} -> {p.mode}{auto} by {p.by}: {p.reason}"
+        case n.Paused():
+            return f"[paused] by {p.by}: {p.reason}"
+        case n.Unpaused():
+            return f"[unpaused] by {p.by}"
+        case n.VerifyStarted():
+            return f"[verifying] {p.slug} {short(p.sha)} on {base_text(p.ahead)} ({short(p.merge_sha)})"
+        case n.StallAlarm():
+            return f"[stall] queue of {p.queue_length} has made no progress for {p.stalled_for_s}s"
+    if note.problem:
+        # A row that fits no model must not stall the console: show what is stored and why.
+        return f"[{note.kind}] #{note.id} {json.dumps(note.data, sort_keys=True)} ({note.problem})"
+    return f"[{note.kind}] {note.data}"
+
+
+def _blocked_lines(p: n.IntegrationBlocked) -> str:
+    lines = [f"[blocked] {p.slug} {short(p.sha)}: {p.reason_code}"]
+    for path in p.evidence.get("conflicted_paths", [])[:10]:
+        lines.append(f"    conflict: {path}")
+    lines.append(f"    next: {p.next_action}")
+    if p.follow_up_path:
+        lines.append(f"    follow-up: {p.follow_up_path}")
+    return "\n".join(lines)

@@ -12,47 +12,44 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from integrator import notifications
 from integrator.backoff import Backoff
 from integrator.events import canonical_json
+from integrator.notifications import Payload
 from integrator.store import one, rows
 
-KINDS = frozenset(
-    {
-        "candidate_ready",
-        "candidate_superseded",
-        "candidate_withdrawn",
-        "integration_completed",
-        "integration_blocked",
-        "shadow_predictions",
-        "mode_changed",
-        "stall_alarm",
-        "paused",
-        "unpaused",
-        "fault",
-        "verify_started",
-    }
-)
 # The head's retries: 1 s, 2 s, 4 s, … up to five minutes while its channel stays down.
 DELIVERY_BACKOFF = Backoff(first_s=1.0, max_s=300.0)
 
 
 @dataclass(frozen=True)
 class Notification:
+    """One outbox row as read: ``payload`` is its kind's model, or None when it cannot be one.
+
+    None with a ``problem`` is a row that does not fit its kind's model; None without one is a kind
+    this version does not know. Both are still delivered (as their stored ``data``): the outbox must
+    not stall behind them.
+    """
+
     id: int
     kind: str
-    payload: dict[str, Any]
+    data: Any
     created_at: str
+    payload: Payload | None = None
+    problem: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "payload": self.payload, "created_at": self.created_at}
+    @classmethod
+    def read(cls, nid: int, kind: str, data: Any, created_at: str) -> Notification:
+        try:
+            return cls(nid, kind, data, created_at, notifications.parse(kind, data))
+        except notifications.InvalidPayload as err:
+            return cls(nid, kind, data, created_at, problem=str(err))
 
 
-def add(conn: sqlite3.Connection, kind: str, payload: dict[str, Any], *, now: str) -> int:
-    if kind not in KINDS:
-        raise ValueError(f"unknown notification kind {kind!r}")
+def add(conn: sqlite3.Connection, payload: Payload, *, now: str) -> int:
     cur = conn.execute(
         "INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)",
-        (kind, canonical_json(payload), now),
+        (payload.kind, canonical_json(payload.stored()), now),
     )
     return int(cur.lastrowid or 0)
 
@@ -89,7 +86,7 @@ def pending(conn: sqlite3.Connection, consumer: str, *, now: float, limit: int =
         "SELECT id, kind, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
         (cursor["last_id"], limit),
     )
-    return [Notification(r["id"], r["kind"], json.loads(r["payload"]), r["created_at"]) for r in found]
+    return [Notification.read(r["id"], r["kind"], json.loads(r["payload"]), r["created_at"]) for r in found]
 
 
 def ack(conn: sqlite3.Connection, consumer: str, notification_id: int) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import git, outbox, queue, settings, verify, views
+from integrator import git, notifications, outbox, queue, settings, verify, views
 from integrator.config import Config
 from integrator.errors import IntegratorError
 from integrator.events import iso, utcnow
@@ -270,17 +270,18 @@ class Pipeline(Direct):
         run.started, run.started_at = time.monotonic(), iso(self.clock())
         run.task = asyncio.create_task(verify.run(self.cfg, run.merge_sha, secrets=secrets))
         run.task.add_done_callback(lambda _: self._changed.set())
-        note = {
-            "slug": run.item.slug,
-            "sha": run.item.sha,
-            "base": run.base,
-            "ahead": list(run.ahead),
-            "merge_sha": run.merge_sha,
-        }
+        note = notifications.VerifyStarted(
+            slug=run.item.slug,
+            sha=run.item.sha,
+            base=run.base,
+            ahead=list(run.ahead),
+            merge_sha=run.merge_sha,
+            fencing=lease.fencing,
+        )
         now = run.started_at
 
         def write(conn: sqlite3.Connection) -> None:
-            outbox.add(conn, "verify_started", {**note, "fencing": lease.fencing}, now=now)
+            outbox.add(conn, note, now=now)
 
         await self.store.write(fenced(lease, write), notify=False)
 

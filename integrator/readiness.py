@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from integrator import git, outbox, queue
+from integrator import git, notifications, outbox, queue
 from integrator.errors import GitError
 from integrator.events import Event, FinalizeReady, iso, make_event, utcnow
 from integrator.fetching import Unfetched, fetch_remote
@@ -208,12 +208,10 @@ def supersede(conn: sqlite3.Connection, cand: Candidate, by_sha: str, *, now: st
         },
     )
     append(conn, event)
-    outbox.add(
-        conn,
-        "candidate_superseded",
-        {"slug": cand.slug, "branch": cand.branch, "sha": cand.sha, "superseded_by": by_sha},
-        now=now,
+    superseded = notifications.CandidateSuperseded(
+        slug=cand.slug, branch=cand.branch, sha=cand.sha, superseded_by=by_sha
     )
+    outbox.add(conn, superseded, now=now)
     return True
 
 
@@ -361,18 +359,12 @@ def settle(
     item = queue.enqueue(
         conn, cand.id, order_at=cand.ready_at, now=now, reason="ready: all readiness conditions hold"
     )
-    outbox.add(
-        conn,
-        "candidate_ready",
-        {
-            "slug": cand.slug,
-            "branch": cand.branch,
-            "sha": cand.sha,
-            "ready_at": cand.ready_at,
-            "position": queue.position(conn, item.id),
-        },
-        now=now,
+    position = queue.position(conn, item.id)
+    assert position is not None  # enqueued just above, in this transaction
+    ready = notifications.CandidateReady(
+        slug=cand.slug, branch=cand.branch, sha=cand.sha, ready_at=cand.ready_at, position=position
     )
+    outbox.add(conn, ready, now=now)
     return item
 
 

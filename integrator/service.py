@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings, shadow, views, withdraw
+from integrator import journal, notifications, outbox, queue, readiness, settings, shadow, views, withdraw
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused, StaleState
 from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
@@ -187,7 +187,7 @@ class Integrator:
 
         def write(conn: sqlite3.Connection) -> None:
             settings.put(conn, "paused", record)
-            outbox.add(conn, "paused", record, now=now)
+            outbox.add(conn, notifications.Paused(**record), now=now)
 
         await self.store.write(write, notify=True)
         return record
@@ -199,7 +199,7 @@ class Integrator:
             if settings.pause_state(conn) is None:
                 return False
             settings.put(conn, "paused", None)
-            outbox.add(conn, "unpaused", {"by": by, "at": now, "reason": None}, now=now)
+            outbox.add(conn, notifications.Unpaused(by=by, at=now, reason=None), now=now)
             return True
 
         return await self.store.write(write, notify=True)
@@ -253,19 +253,16 @@ class Integrator:
             )
             readiness.set_status(conn, item.candidate_id, "ready", readiness.Reason("resumed", why), now=now)
             position = queue.position(conn, item.id)
-            outbox.add(
-                conn,
-                "candidate_ready",
-                {
-                    "slug": item.slug,
-                    "branch": item.branch,
-                    "sha": item.sha,
-                    "ready_at": now,
-                    "position": position,
-                    "resumed_by": by,
-                },
-                now=now,
+            assert position is not None  # queued just above, in this transaction
+            ready = notifications.CandidateReady(
+                slug=item.slug,
+                branch=item.branch,
+                sha=item.sha,
+                ready_at=now,
+                position=position,
+                resumed_by=by,
             )
+            outbox.add(conn, ready, now=now)
             return {"slug": item.slug, "sha": item.sha, "position": position, "why": why}
 
         try:
@@ -307,7 +304,7 @@ class Integrator:
         def write(conn: sqlite3.Connection) -> dict[str, Any]:
             previous = settings.mode(conn, default)["mode"]
             record = settings.set_mode(conn, mode, by=by, reason=reason, at=now, automatic=automatic)
-            outbox.add(conn, "mode_changed", {**record, "previous": previous, "at": now}, now=now)
+            outbox.add(conn, notifications.ModeChanged(**record, previous=previous, at=now), now=now)
             return record
 
         return await self.store.write(write, notify=True)

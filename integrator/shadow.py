@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from integrator import git, landed, outbox, queue, readiness, settings, withdraw
+from integrator import git, landed, notifications, outbox, queue, readiness, settings, withdraw
 from integrator.config import Config
 from integrator.errors import GitError
 from integrator.events import iso
@@ -180,7 +180,8 @@ def _record(conn: sqlite3.Connection, found: _Cycle, names: tuple[str, str], now
             (p.prediction, p.tree, json.dumps(list(p.conflicted_paths)), p.main_sha, item.candidate_id),
         )
     if found.predicted:
-        outbox.add(conn, "shadow_predictions", {"items": [p.as_dict() for _, p in found.predicted]}, now=now)
+        items = [notifications.ShadowItem(**p.as_dict()) for _, p in found.predicted]
+        outbox.add(conn, notifications.ShadowPredictions(items=items), now=now)
     for item, landing in found.landed:
         _settle(conn, item, landing, main_branch, now, fencing)
     for item in found.deleted:

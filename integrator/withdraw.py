@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from integrator import checkpoint, outbox, queue, readiness, settings
+from integrator import checkpoint, notifications, outbox, queue, readiness, settings
 from integrator.errors import InvalidInput, Refused
 from integrator.events import check_slug, make_event
 from integrator.journal import append
@@ -124,7 +124,7 @@ def finish(
         "was": was,
     }
     append(conn, make_event("candidate_withdrawn", {**payload, "withdrawn_at": now}))
-    outbox.add(conn, "candidate_withdrawn", {**payload, "at": now}, now=now)
+    outbox.add(conn, notifications.CandidateWithdrawn(**payload, at=now), now=now)
     return {**payload, "state": "withdrawn"}
 
 

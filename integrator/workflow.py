@@ -28,6 +28,7 @@ from integrator import (
     fence,
     followup,
     git,
+    notifications,
     outbox,
     phases,
     pipeline,
@@ -336,7 +337,7 @@ class Workflow:
         lease = await self.guard()
         now = self._now()
         duration_ms = int((time.monotonic() - started) * 1000)
-        payload = {
+        payload: dict[str, Any] = {
             "slug": item.slug,
             "branch": item.branch,
             "sha": item.sha,
@@ -373,14 +374,9 @@ class Workflow:
                 "UPDATE followups SET status = 'resolved', updated_at = ? WHERE slug = ?", (now, item.slug)
             )
             settings.clear_fault_streak(conn)
+            done = {k: v for k, v in payload.items() if k != "completed_at"}
             outbox.add(
-                conn,
-                "integration_completed",
-                {
-                    **{k: v for k, v in payload.items() if k != "completed_at"},
-                    "main_branch": self.cfg.main_branch,
-                },
-                now=now,
+                conn, notifications.IntegrationCompleted(**done, main_branch=self.cfg.main_branch), now=now
             )
 
         await self._write(lease, write, notify=True)
@@ -415,7 +411,7 @@ class Workflow:
         )
         # The store keeps the full texts; notifications and the event carry the trimmed evidence.
         summary = {k: v for k, v in evidence.items() if not k.endswith("_full")}
-        payload = {
+        payload: dict[str, Any] = {
             "slug": item.slug,
             "branch": item.branch,
             "sha": item.sha,
@@ -459,12 +455,10 @@ class Workflow:
             )
             checkpoint.delete(conn, item.id)
             settings.clear_fault_streak(conn)
-            outbox.add(
-                conn,
-                "integration_blocked",
-                {**payload, "follow_up_path": str(note.path), "main_branch": self.cfg.main_branch},
-                now=now,
+            blocked = notifications.IntegrationBlocked(
+                **payload, follow_up_path=str(note.path), main_branch=self.cfg.main_branch
             )
+            outbox.add(conn, blocked, now=now)
 
         await self._write(lease, write, notify=True)
         await self.probe("recorded")

@@ -248,7 +248,7 @@ async def run_integrator(cfg: Config, *, once: bool, force_shadow: bool, console
         sink_stop = asyncio.Event()
 
         async def show(note: Notification) -> None:
-            click.echo(notification_line(note.as_dict()))
+            click.echo(notification_line(note))
 
         sink = (
             asyncio.create_task(deliver_forever(integ.store, "console", show, sink_stop, clock=integ.clock))

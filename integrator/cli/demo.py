@@ -75,7 +75,7 @@ class Demo:
 
     async def show_notifications(self, integ: Integrator) -> None:
         async def show(note: outbox.Notification) -> None:
-            say("  " + notification_line(note.as_dict()).replace("\n", "\n  "))
+            say("  " + notification_line(note).replace("\n", "\n  "))
 
         await deliver_pending(integ.store, "console", show)
 

@@ -91,5 +91,7 @@ def pipeline_lines(p: dict[str, Any] | None) -> list[str]:
     lines = [f"pipeline (depth {p['depth']}):"]
     for run in p["runs"]:
         age = f" for {run['seconds']:.0f}s" if run.get("seconds") is not None else ""
-        lines.append(f"  {run['slug']} {short(run['sha'])} {run['state']}{age} on {base_text(run)}")
+        lines.append(
+            f"  {run['slug']} {short(run['sha'])} {run['state']}{age} on {base_text(run.get('ahead', []))}"
+        )
     return lines

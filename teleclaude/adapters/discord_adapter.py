@@ -30,13 +30,13 @@ import discord
 
 from integrator.config import AgentConfig, DiscordConfig
 from integrator.errors import IntegratorError
+from integrator.outbox import Notification
 from teleclaude.adapters import discord_replies
 from teleclaude.adapters.discord_format import CONTENT_MAX, clip, code, escape
 from teleclaude.adapters.discord_render import (
     SLUG_RE,
     MessageSpec,
     NotificationError,
-    notification_id,
     render,
 )
 
@@ -183,9 +183,9 @@ class DiscordAdapter:
         return True
 
     # ----------------------------------------------------------------------------- notifications
-    def nonce_for(self, notification: Mapping[str, Any]) -> str:
+    def nonce_for(self, notification: Notification) -> str:
         """Same outbox row, same nonce: Discord drops a re-send after a crash between send and ack."""
-        return f"{self.nonce_prefix}{notification_id(notification)}"
+        return f"{self.nonce_prefix}{notification.id}"
 
     def message_kwargs(self, spec: MessageSpec) -> dict[str, Any]:
         """``channel.send`` keyword arguments for a rendered spec."""
@@ -204,29 +204,32 @@ class DiscordAdapter:
         return kwargs
 
     async def send(
-        self, channel: discord.abc.Messageable, notification: Mapping[str, Any]
+        self,
+        channel: discord.abc.Messageable,
+        notification: Notification,
+        full_evidence: Mapping[str, Any] | None = None,
     ) -> discord.Message:
         """Post one outbox notification. Discord errors propagate so the outbox retries later.
 
-        discord.py 2.7.1's ``send`` has no ``enforce_nonce`` parameter: it adds
+        ``full_evidence``: a blocked notification's untrimmed evidence from the store (the attached
+        file). discord.py 2.7.1's ``send`` has no ``enforce_nonce`` parameter: it adds
         ``"enforce_nonce": true`` to the request whenever a nonce is given.
         """
-        spec = render(notification)
+        spec = render(notification, full_evidence)
         return await channel.send(nonce=self.nonce_for(notification), **self.message_kwargs(spec))
 
-    def undeliverable(self, notification: Mapping[str, Any], error: object) -> MessageSpec:
+    def undeliverable(self, notification: Notification, error: object) -> MessageSpec:
         """What the channel sees instead of a notification that can never be rendered or accepted."""
-        kind = notification.get("kind")
         return MessageSpec(
             clip(
-                f"⚠️ Notification #{notification.get('id')} ({escape(kind)}) could not be shown: "
+                f"⚠️ Notification #{notification.id} ({escape(notification.kind)}) could not be shown: "
                 f"{escape(error)}\nIts full record is in the integrator's outbox (`integrator status`).",
                 CONTENT_MAX,
             )
         )
 
     async def send_undeliverable(
-        self, channel: discord.abc.Messageable, notification: Mapping[str, Any], error: object
+        self, channel: discord.abc.Messageable, notification: Notification, error: object
     ) -> discord.Message:
         """Post :meth:`undeliverable` with the notification's own nonce (still one message per row)."""
         spec = self.undeliverable(notification, error)

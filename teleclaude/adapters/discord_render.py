@@ -14,10 +14,12 @@ import functools
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from integrator import notifications as n
+from integrator.outbox import Notification
 from integrator.reasons import ReasonCode
 from teleclaude.adapters.discord_format import (
     COLOR_BLOCKED,
@@ -74,85 +76,43 @@ class MessageSpec:
     resume_slug: str | None = None
 
 
-# ------------------------------------------------------------------------------- payload access
-class _Fields:
-    """Typed access to a payload that names the notification kind in every error."""
-
-    def __init__(self, kind: str, payload: Any) -> None:
-        if not isinstance(payload, Mapping):
-            raise NotificationError(f"{kind}: payload must be an object, got {type(payload).__name__}")
-        self.kind = kind
-        self.payload = payload
-
-    def get(self, key: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
-        if key not in self.payload or self.payload[key] is None:
-            if optional:
-                return None
-            raise NotificationError(f"{self.kind}: missing field {key!r}")
-        value = self.payload[key]
-        # bool is an int subclass; a flag where a number is expected is a bug upstream.
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-            raise NotificationError(f"{self.kind}: field {key!r} has type {type(value).__name__}")
-        return value
-
-    def text(self, key: str) -> str:
-        return str(self.get(key, str))
-
-    def opt_text(self, key: str) -> str | None:
-        value = self.get(key, str, optional=True)
-        return None if value is None else str(value)
-
-    def number(self, key: str) -> int:
-        return int(self.get(key, int))
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
 # --------------------------------------------------------------------------------------- renderers
-def render_candidate_ready(p: _Fields) -> MessageSpec:
-    position = p.number("position")
-    where = "next in queue" if position == 1 else f"#{position} in queue"
-    resumed_by = p.opt_text("resumed_by")
-    who = f"\nResumed by {clip(escape(resumed_by), 100)}" if resumed_by else ""
+def render_candidate_ready(p: n.CandidateReady) -> MessageSpec:
+    where = "next in queue" if p.position == 1 else f"#{p.position} in queue"
+    who = f"\nResumed by {clip(escape(p.resumed_by), 100)}" if p.resumed_by else ""
+    return MessageSpec(f"✅ **{p.slug}** ready — {where}\n{code_name(p.branch)} @ {code(short(p.sha))}{who}")
+
+
+def render_candidate_superseded(p: n.CandidateSuperseded) -> MessageSpec:
     return MessageSpec(
-        f"✅ **{p.text('slug')}** ready — {where}\n{code_name(p.text('branch'))} @ {code(short(p.text('sha')))}{who}"
+        f"↪️ **{p.slug}** superseded\n"
+        f"{code(short(p.sha))} → {code(short(p.superseded_by))} on {code_name(p.branch)}"
     )
 
 
-def render_candidate_superseded(p: _Fields) -> MessageSpec:
-    return MessageSpec(
-        f"↪️ **{p.text('slug')}** superseded\n"
-        f"{code(short(p.text('sha')))} → {code(short(p.text('superseded_by')))} on {code_name(p.text('branch'))}"
-    )
-
-
-def _main_name(p: _Fields) -> str:
+def _main_name(p: n.IntegrationCompleted | n.IntegrationBlocked) -> str:
     """The configured main branch the payload names (older payloads name none)."""
-    return p.opt_text("main_branch") or "the main branch"
+    return p.main_branch or "the main branch"
 
 
-def render_candidate_withdrawn(p: _Fields) -> MessageSpec:
+def render_candidate_withdrawn(p: n.CandidateWithdrawn) -> MessageSpec:
     return MessageSpec(
-        f"🚫 **{p.text('slug')}** withdrawn by {clip(escape(p.text('by')), 100)}\n"
-        f"{code(p.text('branch'))} @ {code(short(p.text('sha')))} (was {escape(p.text('was'))})\n"
-        f"Reason: {clip(escape(p.text('reason')), 500)}"
+        f"🚫 **{p.slug}** withdrawn by {clip(escape(p.by), 100)}\n"
+        f"{code(p.branch)} @ {code(short(p.sha))} (was {escape(p.was)})\n"
+        f"Reason: {clip(escape(p.reason), 500)}"
     )
 
 
-def render_integration_completed(p: _Fields) -> MessageSpec:
-    slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
+def render_integration_completed(p: n.IntegrationCompleted) -> MessageSpec:
     main = _main_name(p)
-    if p.get("already_on_main", bool):
+    if p.already_on_main:
         return MessageSpec(
-            f"☑️ **{slug}** was already on {main}\n{code_name(branch)} @ {code(short(sha))}: nothing to merge"
+            f"☑️ **{p.slug}** was already on {main}\n{code_name(p.branch)} @ {code(short(p.sha))}: nothing to merge"
         )
-    took = human_duration(p.number("duration_ms") / 1000)
     return MessageSpec(
-        f"🎉 **{slug}** integrated in {took}\n"
-        f"{main} {code(short(p.text('main_before')))} → {code(short(p.text('main_after')))}\n"
-        f"{code_name(branch)} @ {code(short(sha))}"
+        f"🎉 **{p.slug}** integrated in {human_duration(p.duration_ms / 1000)}\n"
+        f"{main} {code(short(p.main_before))} → {code(short(p.main_after))}\n"
+        f"{code_name(p.branch)} @ {code(short(p.sha))}"
     )
 
 
@@ -208,17 +168,15 @@ _SHOWN_EVIDENCE = {
 }  # fmt: skip
 
 
-def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
-    slug, branch, sha = p.text("slug"), p.text("branch"), p.text("sha")
-    reason_code = p.text("reason_code")
-    evidence = p.get("evidence", Mapping)
-    next_action = p.text("next_action")
-    follow_slug, follow_path = p.opt_text("follow_up_slug"), p.opt_text("follow_up_path")
+def render_integration_blocked(p: n.IntegrationBlocked, full: Mapping[str, Any] | None = None) -> MessageSpec:
+    """``full``: the store's untrimmed evidence, when the bot looked it up (for the attached file)."""
+    slug, branch, sha, reason_code, evidence = p.slug, p.branch, p.sha, p.reason_code, p.evidence
+    follow_slug, follow_path = p.follow_up_slug, p.follow_up_path
     filename = f"evidence-{slug}.txt"
     footer_note = f"Full evidence in the attached file {filename}"
 
     reason = _blocked_reason_line(reason_code, evidence)
-    lines = [f"**Next:** {markdown_with_code(clip(next_action, 1500))}"]
+    lines = [f"**Next:** {markdown_with_code(clip(p.next_action, 1500))}"]
     if follow_slug:
         lines.append(f"**Follow-up todo:** {code(follow_slug)}")
         if follow_path:
@@ -243,8 +201,8 @@ def render_integration_blocked(nid: int, p: _Fields) -> MessageSpec:
         builder.add_text("Details", details)
 
     files: tuple[FileSpec, ...] = ()
-    if builder.cut or _store_has_more(p.payload):
-        files = (FileSpec(filename, evidence_file(p.payload)),)
+    if builder.cut or _store_has_more(full):
+        files = (FileSpec(filename, evidence_file(p, full)),)
     embed = builder.build(footer_note if builder.cut else None)
     content = f"⛔ **{slug}** blocked: {reason}"
     if files:
@@ -293,12 +251,6 @@ def _compact(value: Any) -> str:
 EVIDENCE_FILE_MAX_BYTES = 1_000_000
 
 
-def _full(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The store's untrimmed evidence, when the bot looked it up (``evidence_full``)."""
-    full = payload.get("evidence_full")
-    return full if isinstance(full, Mapping) else None
-
-
 def _trimmed_key(full: Mapping[str, Any], key: str) -> str:
     """The trimmed twin of a ``*_full`` key: ``hunks_full`` → ``hunks``, ``log_full`` → ``log_tail``."""
     base = key.removesuffix("_full")
@@ -311,9 +263,8 @@ def _same_text(a: Any, b: Any) -> bool:
     return str(a).strip() == str(b).strip()
 
 
-def _store_has_more(payload: Mapping[str, Any]) -> bool:
+def _store_has_more(full: Mapping[str, Any] | None) -> bool:
     """Whether the store kept more than the notification shows (a hunk or log was trimmed)."""
-    full = _full(payload)
     if full is None:
         return False
     return any(
@@ -323,9 +274,9 @@ def _store_has_more(payload: Mapping[str, Any]) -> bool:
     )
 
 
-def evidence_file(payload: Mapping[str, Any]) -> bytes:
+def evidence_file(p: n.IntegrationBlocked, full: Mapping[str, Any] | None = None) -> bytes:
     """:func:`evidence_text` as UTF-8, cut at :data:`EVIDENCE_FILE_MAX_BYTES` with a note saying so."""
-    data = evidence_text(payload).encode("utf-8")
+    data = evidence_text(p, full).encode("utf-8")
     if len(data) <= EVIDENCE_FILE_MAX_BYTES:
         return data
     note = (
@@ -335,19 +286,20 @@ def evidence_file(payload: Mapping[str, Any]) -> bytes:
     return data[: EVIDENCE_FILE_MAX_BYTES - len(note)].decode("utf-8", "ignore").encode() + note
 
 
-def evidence_text(payload: Mapping[str, Any]) -> str:
+def evidence_text(p: n.IntegrationBlocked, full: Mapping[str, Any] | None = None) -> str:
     """Everything a blocked notification carries, readable as plain text (the attached file): the
-    store's untrimmed texts (``*_full``) in place of the trimmed ones when the bot looked them up."""
-    full = _full(payload)
+    store's untrimmed texts (``*_full``, from ``full``) in place of the trimmed ones when the bot
+    looked them up."""
+    evidence: Mapping[str, Any]
     if full is None:
-        evidence = payload.get("evidence") or {}
+        evidence = p.evidence
     else:
         replaced = {_trimmed_key(full, k) for k in full if k.endswith("_full")}
         evidence = {k.removesuffix("_full"): v for k, v in full.items() if k not in replaced}
-    out = [f"Integration blocked: {payload.get('slug')}"]
+    out = [f"Integration blocked: {p.slug}"]
     for key in ("reason_code", "branch", "sha", "next_action", "follow_up_slug", "follow_up_path"):
-        if payload.get(key) is not None:
-            out.append(f"{key}: {payload[key]}")
+        if getattr(p, key) is not None:
+            out.append(f"{key}: {getattr(p, key)}")
     out.append("")
     sections: list[str] = []
     for key, value in evidence.items():
@@ -363,13 +315,10 @@ def evidence_text(payload: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(sections)
 
 
-def render_shadow_predictions(nid: int, p: _Fields) -> MessageSpec:
-    items = p.get("items", list)
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping) or not all(k in item for k in ("slug", "sha", "prediction")):
-            raise NotificationError(f"shadow_predictions: item {i} needs slug, sha and prediction")
-    blocks = [i for i in items if i["prediction"] == "would_block"]
-    clean = [i for i in items if i["prediction"] != "would_block"]
+def render_shadow_predictions(nid: int, p: n.ShadowPredictions) -> MessageSpec:
+    items = p.items
+    blocks = [i for i in items if i.prediction == "would_block"]
+    clean = [i for i in items if i.prediction != "would_block"]
     head = f"🔮 **Shadow predictions**: {len(clean)} would integrate, {len(blocks)} would block"
     if not items:
         return MessageSpec("🔮 **Shadow predictions**: none in this batch")
@@ -377,8 +326,8 @@ def render_shadow_predictions(nid: int, p: _Fields) -> MessageSpec:
     lines = [_prediction_line(i) for i in blocks + clean]
     shown: list[str] = [head]
     filename = f"shadow-predictions-{nid}.txt"
-    for n, line in enumerate(lines):
-        rest = len(lines) - n
+    for count, line in enumerate(lines):
+        rest = len(lines) - count
         footer = f"…and {rest} more in {filename}"
         if len("\n".join([*shown, line])) + (len(footer) + 1 if rest > 1 else 0) > CONTENT_MAX:
             shown.append(footer)
@@ -388,67 +337,59 @@ def render_shadow_predictions(nid: int, p: _Fields) -> MessageSpec:
     return MessageSpec("\n".join(shown))
 
 
-def _prediction_line(item: Mapping[str, Any]) -> str:
-    ident = f"{code(item['slug'])} {code(short(item['sha']))}"
-    if item["prediction"] != "would_block":
+def _prediction_line(item: n.ShadowItem) -> str:
+    ident = f"{code(item.slug)} {code(short(item.sha))}"
+    if item.prediction != "would_block":
         return f"✅ {ident} would integrate"
-    paths = [str(x) for x in item.get("conflicted_paths") or []]
+    paths = item.conflicted_paths
     shown = ", ".join(code(clip(x, 60)) for x in paths[:3])
     more = f" +{len(paths) - 3}" if len(paths) > 3 else ""
     return f"⛔ {ident} would block" + (f": {shown}{more}" if paths else "")
 
 
-def _prediction_file_line(item: Mapping[str, Any]) -> str:
-    paths = " ".join(str(x) for x in item.get("conflicted_paths") or [])
-    tree = item.get("tree") or "-"
-    return f"{item['prediction']}\t{item['slug']}\t{item['sha']}\ttree={tree}\t{paths}".rstrip()
+def _prediction_file_line(item: n.ShadowItem) -> str:
+    paths = " ".join(item.conflicted_paths)
+    tree = item.tree or "-"
+    return f"{item.prediction}\t{item.slug}\t{item.sha}\ttree={tree}\t{paths}".rstrip()
 
 
-def render_mode_changed(p: _Fields) -> MessageSpec:
-    mode, previous = p.text("mode"), p.opt_text("previous") or "?"
-    reason = p.opt_text("reason")
-    why = f"\nReason: {clip(escape(reason), 500)}" if reason else ""
-    when = f"\n{discord_time(p.text('at'), 'f')}" if p.opt_text("at") else ""
-    if p.get("automatic", bool, optional=True):
+def render_mode_changed(p: n.ModeChanged) -> MessageSpec:
+    mode, previous = p.mode, p.previous or "?"
+    why = f"\nReason: {clip(escape(p.reason), 500)}" if p.reason else ""
+    when = f"\n{discord_time(p.at, 'f')}" if p.at else ""
+    if p.automatic:
         what = "Automatic rollback" if mode == "shadow" else "Automatic mode change"
         return MessageSpec(f"⚠️ **{what}**: mode is now **{mode}** (was {previous}){why}{when}")
-    by = p.opt_text("by") or "someone"
+    by = p.by or "someone"
     return MessageSpec(f"🔀 Mode is now **{mode}** (was {previous})\nBy {clip(escape(by), 100)}{why}{when}")
 
 
-def render_stall_alarm(p: _Fields) -> MessageSpec:
-    stalled = human_duration(float(p.get("stalled_for_s", (int, float))))
-    queued = p.number("queue_length")
-    slug = p.opt_text("slug")
-    stuck = f"stuck on **{slug}**" if slug else "nothing in progress"
+def render_stall_alarm(p: n.StallAlarm) -> MessageSpec:
+    stuck = f"stuck on **{p.slug}**" if p.slug else "nothing in progress"
     return MessageSpec(
-        f"⏰ **Queue stalled** for {stalled}\n"
-        f"{plural(queued, 'candidate')} queued; {stuck}\n"
-        f"No progress since {discord_time(p.text('since'))}"
+        f"⏰ **Queue stalled** for {human_duration(float(p.stalled_for_s))}\n"
+        f"{plural(p.queue_length, 'candidate')} queued; {stuck}\n"
+        f"No progress since {discord_time(p.since)}"
     )
 
 
-def render_paused(p: _Fields) -> MessageSpec:
-    by = clip(escape(p.opt_text("by") or "someone"), 100)
-    reason = p.opt_text("reason")
-    why = f"Reason: {clip(escape(reason), 500)}" if reason else "No reason given"
+def render_paused(p: n.Paused) -> MessageSpec:
+    by = clip(escape(p.by or "someone"), 100)
+    why = f"Reason: {clip(escape(p.reason), 500)}" if p.reason else "No reason given"
     return MessageSpec(f"⏸️ **Integration paused** by {by}\n{why}\nQueued candidates wait; nothing is lost.")
 
 
-def render_unpaused(p: _Fields) -> MessageSpec:
-    by = clip(escape(p.opt_text("by") or "someone"), 100)
-    reason = p.opt_text("reason")
+def render_unpaused(p: n.Unpaused) -> MessageSpec:
+    by = clip(escape(p.by or "someone"), 100)
     return MessageSpec(
-        f"▶️ **Integration unpaused** by {by}" + (f"\n{clip(escape(reason), 500)}" if reason else "")
+        f"▶️ **Integration unpaused** by {by}" + (f"\n{clip(escape(p.reason), 500)}" if p.reason else "")
     )
 
 
-def render_verify_started(p: _Fields) -> MessageSpec:
-    ahead = p.get("ahead", list)
-    base = " + ".join(["main", *(f"**{escape(str(a))}**" for a in ahead)])
+def render_verify_started(p: n.VerifyStarted) -> MessageSpec:
+    base = " + ".join(["main", *(f"**{escape(a)}**" for a in p.ahead)])
     return MessageSpec(
-        f"🔬 Verifying **{escape(p.text('slug'))}** {code(short(p.text('sha')))} on {base} "
-        f"(merge {code(short(p.text('merge_sha')))})"
+        f"🔬 Verifying **{escape(p.slug)}** {code(short(p.sha))} on {base} (merge {code(short(p.merge_sha))})"
     )
 
 
@@ -459,42 +400,36 @@ def render_unknown(kind: str, payload: Any) -> MessageSpec:
     return MessageSpec(f"ℹ️ **{escape(kind)}**\n{block}")
 
 
-_SIMPLE: dict[str, Callable[[_Fields], MessageSpec]] = {
-    "candidate_ready": render_candidate_ready,
-    "candidate_superseded": render_candidate_superseded,
-    "candidate_withdrawn": render_candidate_withdrawn,
-    "integration_completed": render_integration_completed,
-    "mode_changed": render_mode_changed,
-    "stall_alarm": render_stall_alarm,
-    "paused": render_paused,
-    "unpaused": render_unpaused,
-    "verify_started": render_verify_started,
-}
-_WITH_ID: dict[str, Callable[[int, _Fields], MessageSpec]] = {
-    "integration_blocked": render_integration_blocked,
-    "shadow_predictions": render_shadow_predictions,
-}
-KNOWN_KINDS = frozenset(_SIMPLE) | frozenset(_WITH_ID)
+def _spec(note: Notification, full: Mapping[str, Any] | None) -> MessageSpec:
+    match note.payload:
+        case n.CandidateReady() as p:
+            return render_candidate_ready(p)
+        case n.CandidateSuperseded() as p:
+            return render_candidate_superseded(p)
+        case n.CandidateWithdrawn() as p:
+            return render_candidate_withdrawn(p)
+        case n.IntegrationCompleted() as p:
+            return render_integration_completed(p)
+        case n.IntegrationBlocked() as p:
+            return render_integration_blocked(p, full)
+        case n.ShadowPredictions() as p:
+            return render_shadow_predictions(note.id, p)
+        case n.ModeChanged() as p:
+            return render_mode_changed(p)
+        case n.StallAlarm() as p:
+            return render_stall_alarm(p)
+        case n.Paused() as p:
+            return render_paused(p)
+        case n.Unpaused() as p:
+            return render_unpaused(p)
+        case n.VerifyStarted() as p:
+            return render_verify_started(p)
+    if note.problem:
+        raise NotificationError(note.problem)
+    return render_unknown(note.kind, note.data)
 
 
-def notification_id(notification: Mapping[str, Any]) -> int:
-    value = notification.get("id")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise NotificationError(f"notification id must be a non-negative int, got {value!r}")
-    return value
-
-
-def render(notification: Mapping[str, Any]) -> MessageSpec:
-    """The message for one outbox notification ``{"id", "kind", "payload", "created_at"}``."""
-    nid = notification_id(notification)
-    kind = notification.get("kind")
-    if not isinstance(kind, str):
-        raise NotificationError(f"notification {nid}: kind must be a string")
-    payload = notification.get("payload")
-    if kind in _SIMPLE:
-        spec = _SIMPLE[kind](_Fields(kind, payload))
-    elif kind in _WITH_ID:
-        spec = _WITH_ID[kind](nid, _Fields(kind, payload))
-    else:
-        spec = render_unknown(kind, payload)
+def render(note: Notification, full: Mapping[str, Any] | None = None) -> MessageSpec:
+    """The message for one outbox notification (``full``: a blocked one's untrimmed evidence)."""
+    spec = _spec(note, full)
     return MessageSpec(clip(spec.content, CONTENT_MAX), spec.embeds, spec.files, spec.resume_slug)

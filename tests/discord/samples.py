@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrator.outbox import Notification
+
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SHA2 = "fedcba9876543210fedcba9876543210fedcba98"
 MAIN = "1111111111aaaaaaaaaa2222222222bbbbbbbbbb"
@@ -138,6 +140,19 @@ def verify_started(nid: int = 42) -> dict[str, Any]:
     return notification("verify_started", payload, nid)
 
 
+def withdrawn(nid: int = 42) -> dict[str, Any]:
+    payload = {
+        "slug": "feat-a",
+        "branch": "feat/a",
+        "sha": SHA,
+        "by": "alice",
+        "reason": "superseded by another approach",
+        "was": "queued",
+        "at": AT,
+    }
+    return notification("candidate_withdrawn", payload, nid)
+
+
 def every_kind() -> list[dict[str, Any]]:
     """One notification of every kind the adapter renders (and both variants where a flag changes it)."""
     return [
@@ -153,4 +168,10 @@ def every_kind() -> list[dict[str, Any]]:
         paused(),
         unpaused(),
         verify_started(),
+        withdrawn(),
     ]
+
+
+def note(n: dict[str, Any]) -> Notification:
+    """A sample as the outbox reads it back: its kind's model, parsed from the stored JSON object."""
+    return Notification.read(n["id"], n["kind"], n["payload"], n["created_at"])

@@ -33,6 +33,7 @@ from harness import (
 )
 
 from bot import permissions
+from integrator.notifications import IntegrationBlocked
 from teleclaude.adapters.discord_format import CONTENT_MAX
 from teleclaude.adapters.discord_render import EVIDENCE_FILE_MAX_BYTES, evidence_file, render
 
@@ -43,7 +44,7 @@ def test_a_2204_character_branch_is_shortened_on_its_own_and_the_sha_stays_visib
     note = samples.ready()
     long_branch = "feat/" + "x" * 2199
     note["payload"]["branch"] = long_branch
-    spec = render(note)
+    spec = render(samples.note(note))
     assert len(spec.content) <= CONTENT_MAX
     assert spec.content.count("`") % 2 == 0, "every code span is closed"
     assert f"`{samples.SHA[:10]}`" in spec.content
@@ -53,7 +54,7 @@ def test_a_2204_character_branch_is_shortened_on_its_own_and_the_sha_stays_visib
 def test_next_step_commands_in_the_blocked_embed_render_as_code() -> None:
     note = samples.blocked()
     note["payload"]["next_action"] = "Fix it, then run `integrator resume feat-a` (or `integrator blocked`)."
-    [embed] = render(note).embeds
+    [embed] = render(samples.note(note)).embeds
     assert "`integrator resume feat-a`" in embed["description"]
     assert "\\`" not in embed["description"]
 
@@ -62,15 +63,14 @@ def test_the_evidence_file_is_the_stores_full_text_capped_at_a_stated_size() -> 
     full_hunk = "".join(f"line {n}\n" for n in range(10_000))
     note = samples.blocked()
     note["payload"]["evidence"]["hunks"] = {"src/app.py": "line 0\n… 9999 more lines"}
-    note["payload"]["evidence_full"] = {
-        **note["payload"]["evidence"],
-        "hunks_full": {"src/app.py": full_hunk},
-    }
-    [attached] = render(note).files
+    full = {**note["payload"]["evidence"], "hunks_full": {"src/app.py": full_hunk}}
+    [attached] = render(samples.note(note), full).files
     text = attached.data.decode()
     assert "line 9999\n" in text and "more lines" not in text
-    huge = dict(note["payload"]["evidence_full"], log_full="y" * (2 * EVIDENCE_FILE_MAX_BYTES))
-    capped = evidence_file({**note["payload"], "evidence_full": huge})
+    huge = dict(full, log_full="y" * (2 * EVIDENCE_FILE_MAX_BYTES))
+    payload = samples.note(note).payload
+    assert isinstance(payload, IntegrationBlocked)
+    capped = evidence_file(payload, huge)
     assert len(capped) <= EVIDENCE_FILE_MAX_BYTES
     assert capped.decode().rstrip().endswith("(`integrator blocked --json`)")
 

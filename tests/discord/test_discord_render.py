@@ -22,27 +22,32 @@ from teleclaude.adapters.discord_render import NotificationError, render
 
 
 def test_candidate_ready_says_slug_and_position_first() -> None:
-    assert render(samples.ready()).content == "✅ **feat-a** ready — #2 in queue\n`feat/a` @ `0123456789`"
-    assert render(samples.ready(position=1)).content.startswith("✅ **feat-a** ready — next in queue")
+    assert (
+        render(samples.note(samples.ready())).content
+        == "✅ **feat-a** ready — #2 in queue\n`feat/a` @ `0123456789`"
+    )
+    assert render(samples.note(samples.ready(position=1))).content.startswith(
+        "✅ **feat-a** ready — next in queue"
+    )
 
 
 def test_superseded_shows_old_and_new_sha() -> None:
-    assert render(samples.superseded()).content == (
+    assert render(samples.note(samples.superseded())).content == (
         "↪️ **feat-a** superseded\n`0123456789` → `fedcba9876` on `feat/a`"
     )
 
 
 def test_completed_and_already_on_main() -> None:
-    assert render(samples.completed()).content == (
+    assert render(samples.note(samples.completed())).content == (
         "🎉 **feat-a** integrated in 12.3 s\nmain `1111111111` → `fedcba9876`\n`feat/a` @ `0123456789`"
     )
-    assert render(samples.completed(already_on_main=True)).content == (
+    assert render(samples.note(samples.completed(already_on_main=True))).content == (
         "☑️ **feat-a** was already on main\n`feat/a` @ `0123456789`: nothing to merge"
     )
 
 
 def test_blocked_conflict_embed_fits_without_file() -> None:
-    spec = render(samples.blocked())
+    spec = render(samples.note(samples.blocked()))
     assert spec.content == "⛔ **feat-a** blocked: merge conflict in 2 files"
     assert spec.resume_slug == "feat-a"
     assert spec.files == ()
@@ -92,7 +97,7 @@ def _assert_within_limits(embed: dict[str, Any]) -> None:
 
 def test_blocked_oversize_evidence_is_cut_and_attached_in_full() -> None:
     evidence = _huge_conflict()
-    spec = render(samples.blocked(evidence=evidence))
+    spec = render(samples.note(samples.blocked(evidence=evidence)))
     [embed] = spec.embeds
     _assert_within_limits(embed)
     assert embed["footer"] == {"text": "Full evidence in the attached file evidence-feat-a.txt"}
@@ -113,8 +118,10 @@ def test_blocked_oversize_evidence_is_cut_and_attached_in_full() -> None:
 def test_blocked_title_and_long_path_names_are_clipped() -> None:
     long_path = "d/" * 200 + "file.py"
     spec = render(
-        samples.blocked(
-            evidence={"conflicted_paths": [long_path], "hunks": {long_path: "x"}, "main": samples.MAIN}
+        samples.note(
+            samples.blocked(
+                evidence={"conflicted_paths": [long_path], "hunks": {long_path: "x"}, "main": samples.MAIN}
+            )
         )
     )
     [embed] = spec.embeds
@@ -128,7 +135,7 @@ def test_hunk_with_code_fence_cannot_break_out_of_its_block() -> None:
         "hunks": {"x.md": "```python\nprint(1)\n```"},
         "main": samples.MAIN,
     }
-    value = render(samples.blocked(evidence=evidence)).embeds[0]["fields"][1]["value"]
+    value = render(samples.note(samples.blocked(evidence=evidence))).embeds[0]["fields"][1]["value"]
     assert value.startswith("```diff\n") and value.endswith("\n```")
     assert value.count("```") == 2
 
@@ -136,7 +143,7 @@ def test_hunk_with_code_fence_cannot_break_out_of_its_block() -> None:
 def test_verify_failed_shows_command_status_and_the_end_of_the_log() -> None:
     log = "\n".join(f"line {i}" for i in range(400)) + "\nFAILED test_x"
     evidence = {"command": ["pytest", "-q"], "command_line": "pytest -q", "exit_status": 1, "log_tail": log}
-    spec = render(samples.blocked("verify_failed", evidence))
+    spec = render(samples.note(samples.blocked("verify_failed", evidence)))
     [embed] = spec.embeds
     _assert_within_limits(embed)
     assert embed["title"] == "Blocked: feat-a — verify failed (exit 1)"
@@ -151,7 +158,7 @@ def test_verify_failed_shows_command_status_and_the_end_of_the_log() -> None:
 @pytest.mark.parametrize("reason", ["push_rejected", "branch_moved", "not_reachable", "git_error"])
 def test_git_reasons_show_command_and_stderr(reason: str) -> None:
     evidence = {"command": ["git", "push", "origin"], "stderr": "! [rejected] main -> main (fetch first)"}
-    spec = render(samples.blocked(reason, evidence))
+    spec = render(samples.note(samples.blocked(reason, evidence)))
     fields = {f["name"]: f["value"] for f in spec.embeds[0]["fields"]}
     assert fields == {
         "Command": "`git push origin`",
@@ -161,13 +168,15 @@ def test_git_reasons_show_command_and_stderr(reason: str) -> None:
 
 
 def test_unknown_evidence_keys_are_listed_not_lost() -> None:
-    spec = render(samples.blocked("branch_moved", {"tip": samples.SHA2, "expected": samples.SHA}))
+    spec = render(
+        samples.note(samples.blocked("branch_moved", {"tip": samples.SHA2, "expected": samples.SHA}))
+    )
     fields = {f["name"]: f["value"] for f in spec.embeds[0]["fields"]}
     assert fields["Details"] == f"tip: `{samples.SHA2}`\nexpected: `{samples.SHA}`"
 
 
 def test_shadow_batch_lists_blocks_first() -> None:
-    assert render(samples.shadow()).content == (
+    assert render(samples.note(samples.shadow())).content == (
         "🔮 **Shadow predictions**: 1 would integrate, 1 would block\n"
         "⛔ `bad-one` `fedcba9876` would block: `a.py`\n"
         "✅ `ok-one` `0123456789` would integrate"
@@ -180,7 +189,7 @@ def test_shadow_batch_too_long_for_one_message_attaches_the_rest() -> None:
          "conflicted_paths": []}
         for i in range(200)
     ]  # fmt: skip
-    spec = render(samples.shadow(items, nid=7))
+    spec = render(samples.note(samples.shadow(items, nid=7)))
     assert len(spec.content) <= 2000
     [file] = spec.files
     assert file.filename == "shadow-predictions-7.txt"
@@ -191,39 +200,39 @@ def test_shadow_batch_too_long_for_one_message_attaches_the_rest() -> None:
 
 
 def test_mode_changed_manual_and_automatic() -> None:
-    assert render(samples.mode_changed()).content == (
+    assert render(samples.note(samples.mode_changed())).content == (
         f"🔀 Mode is now **cutover** (was shadow)\nBy alice\nReason: parity 98%\n<t:{samples.AT_UNIX}:f>"
     )
-    assert render(samples.mode_changed(automatic=True)).content == (
+    assert render(samples.note(samples.mode_changed(automatic=True))).content == (
         "⚠️ **Automatic rollback**: mode is now **shadow** (was cutover)\n"
         f"Reason: no progress for 1 h\n<t:{samples.AT_UNIX}:f>"
     )
 
 
 def test_stall_alarm() -> None:
-    assert render(samples.stall()).content == (
+    assert render(samples.note(samples.stall())).content == (
         f"⏰ **Queue stalled** for 1 h 2 min\n3 candidates queued; stuck on **feat-a**\n"
         f"No progress since <t:{samples.AT_UNIX}:R>"
     )
-    assert "nothing in progress" in render(samples.stall(slug=None)).content
+    assert "nothing in progress" in render(samples.note(samples.stall(slug=None))).content
 
 
 def test_paused_and_unpaused() -> None:
-    assert render(samples.paused()).content == (
+    assert render(samples.note(samples.paused())).content == (
         "⏸️ **Integration paused** by alice\nReason: release freeze\nQueued candidates wait; nothing is lost."
     )
-    assert "No reason given" in render(samples.paused(reason=None)).content
-    assert render(samples.unpaused()).content == "▶️ **Integration unpaused** by bob"
+    assert "No reason given" in render(samples.note(samples.paused(reason=None))).content
+    assert render(samples.note(samples.unpaused())).content == "▶️ **Integration unpaused** by bob"
 
 
 def test_user_text_is_shown_literally_not_as_markdown() -> None:
-    content = render(samples.paused(reason="**all** _hands_ `now`")).content
+    content = render(samples.note(samples.paused(reason="**all** _hands_ `now`"))).content
     assert "Reason: \\*\\*all\\*\\* \\_hands\\_ \\`now\\`" in content
 
 
 def test_every_line_reads_on_a_phone() -> None:
     for n in (samples.ready(), samples.superseded(), samples.completed(), samples.stall(), samples.paused()):
-        assert all(len(line) <= 72 for line in render(n).content.splitlines()), n["kind"]
+        assert all(len(line) <= 72 for line in render(samples.note(n)).content.splitlines()), n["kind"]
 
 
 @pytest.mark.parametrize(
@@ -234,20 +243,19 @@ def test_every_line_reads_on_a_phone() -> None:
             "'position'",
         ),
         (samples.ready(position=True), "'position' has type bool"),
-        ({"id": "7", "kind": "paused", "payload": {}}, "id must be a non-negative int"),
         (samples.notification("integration_blocked", []), "payload must be an object"),  # type: ignore[arg-type]
-        (samples.shadow([{"slug": "x"}]), "item 0 needs slug, sha and prediction"),
+        (samples.shadow([{"slug": "x"}]), "missing field 'items.0.sha'"),
     ],
 )
 def test_malformed_notifications_are_refused_with_the_field_named(
     notification: dict[str, object], message: str
 ) -> None:
     with pytest.raises(NotificationError, match=message):
-        render(notification)
+        render(samples.note(notification))
 
 
 def test_unknown_kind_is_still_delivered() -> None:
-    content = render(samples.notification("fault", {"error": "disk full"})).content
+    content = render(samples.note(samples.notification("fault", {"error": "disk full"}))).content
     assert content == 'ℹ️ **fault**\n```json\n{"error": "disk full"}\n```'
 
 

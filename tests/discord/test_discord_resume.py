@@ -50,7 +50,7 @@ class ResumeRecorder:
 async def _blocked_message(make: MakeHarness, handler: Any) -> tuple[Harness, dict[str, Any]]:
     h = await make(AdapterClient, adapter=DiscordAdapter(resume_handler=handler))
     adapter: DiscordAdapter = h.client.adapter  # type: ignore[attr-defined]
-    sent = await adapter.send(text_channel(h.client), samples.blocked())
+    sent = await adapter.send(text_channel(h.client), samples.note(samples.blocked()))
     h.recorder.clear()
     return h, h.recorder.messages[sent.id]
 
@@ -145,7 +145,7 @@ async def test_a_custom_admin_role_name_is_honoured(make: MakeHarness) -> None:
     handler = ResumeRecorder()
     adapter = DiscordAdapter(resume_handler=handler, admin_role="member")
     h = await make(AdapterClient, adapter=adapter)
-    sent = await adapter.send(text_channel(h.client), samples.blocked())
+    sent = await adapter.send(text_channel(h.client), samples.note(samples.blocked()))
     await h.dispatch_interaction(
         button_click_payload("resume:feat-a", h.recorder.messages[sent.id], member=NOT_ADMIN)
     )

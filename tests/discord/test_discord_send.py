@@ -11,6 +11,7 @@ import samples
 from botkit import POST
 from harness import CHANNEL_ID, Harness, components_of, text_channel
 
+from integrator.notifications import IntegrationBlocked
 from teleclaude.adapters.discord_adapter import DiscordAdapter
 from teleclaude.adapters.discord_render import evidence_text, render
 
@@ -20,7 +21,7 @@ EVERY_KIND = samples.every_kind()
 async def _send(harness: Harness, notification: dict[str, Any], adapter: DiscordAdapter | None = None) -> Any:
     adapter = adapter or DiscordAdapter()
     harness.recorder.clear()
-    await adapter.send(text_channel(harness.client), notification)
+    await adapter.send(text_channel(harness.client), samples.note(notification))
     [call] = harness.requests(POST)
     assert call.path == f"/channels/{CHANNEL_ID}/messages"
     return call
@@ -43,7 +44,7 @@ async def test_every_kind_is_one_message_with_a_nonce_from_the_outbox_id(
     harness: Harness, notification: dict[str, Any]
 ) -> None:
     call = await _send(harness, {**notification, "id": 9_000_000_000_000_000_001})
-    assert call.json["content"] == render(notification).content
+    assert call.json["content"] == render(samples.note(notification)).content
     assert call.json["nonce"] == "tc-ob-9000000000000000001"
     assert len(call.json["nonce"]) <= 25
     assert call.json["enforce_nonce"] is True
@@ -61,7 +62,7 @@ async def test_a_retried_delivery_reuses_the_nonce_so_discord_drops_the_duplicat
 
 async def test_blocked_is_an_embed_with_a_resume_button(harness: Harness) -> None:
     call = await _send(harness, samples.blocked())
-    expected_embed = {**render(samples.blocked()).embeds[0], "flags": 0}
+    expected_embed = {**render(samples.note(samples.blocked())).embeds[0], "flags": 0}
     assert call.json["embeds"] == [expected_embed]
     assert call.json["content"] == "⛔ **feat-a** blocked: merge conflict in 2 files"
     assert components_of(call.json) == [
@@ -79,7 +80,9 @@ async def test_oversize_evidence_goes_out_as_a_file_in_a_multipart_request(harne
     assert call.json["attachments"] == [{"id": 0, "filename": "evidence-feat-a.txt"}]
     [file] = call.files
     assert file.filename == "evidence-feat-a.txt"
-    assert file.data == evidence_text(notification["payload"]).encode()
+    payload = samples.note(notification).payload
+    assert isinstance(payload, IntegrationBlocked)
+    assert file.data == evidence_text(payload).encode()
     [embed] = call.json["embeds"]
     assert embed["footer"] == {"text": "Full evidence in the attached file evidence-feat-a.txt"}
     assert len(embed["fields"]) <= 25
@@ -106,7 +109,7 @@ async def test_discord_failure_propagates_so_the_outbox_retries(harness: Harness
     response = SimpleNamespace(status=503, reason="Service Unavailable")
     harness.recorder.on(POST, discord.HTTPException(response, "unavailable"))
     with pytest.raises(discord.HTTPException):
-        await DiscordAdapter().send(text_channel(harness.client), samples.ready())
+        await DiscordAdapter().send(text_channel(harness.client), samples.note(samples.ready()))
 
 
 async def test_a_slug_outside_the_template_gets_no_button(harness: Harness) -> None:

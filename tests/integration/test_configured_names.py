@@ -9,6 +9,7 @@ from pathlib import Path
 from conftest import cli, db_rows, make_config, ok
 
 from integrator import git
+from integrator.outbox import Notification
 from integrator.sandbox import Sandbox
 from teleclaude.adapters.discord_render import render
 
@@ -63,14 +64,7 @@ def test_the_blocked_flow_with_upstream_and_trunk_never_says_origin_or_main(tmp_
     read["status"] = ok(cfg, "status")
     read["resume"] = cli(cfg, "resume", "clash").stdout + cli(cfg, "resume", "clash").stderr
     for n in db_rows(cfg, "SELECT id, kind, payload, created_at FROM outbox ORDER BY id"):
-        spec = render(
-            {
-                "id": n["id"],
-                "kind": n["kind"],
-                "payload": json.loads(n["payload"]),
-                "created_at": n["created_at"],
-            }
-        )
+        spec = render(Notification.read(n["id"], n["kind"], json.loads(n["payload"]), n["created_at"]))
         read[f"discord {n['kind']}"] = json.dumps([spec.content, *spec.embeds], ensure_ascii=False)
     assert any(k == "discord integration_blocked" for k in read)
     leaks = {name: found for name, text in read.items() if (found := _leaks(text))}

@@ -10,6 +10,7 @@ from conftest import INTEGRATOR, cli, db_rows, emit_ready, push_feature, readine
 
 from integrator.config import Config
 from integrator.notices import notification_line
+from integrator.outbox import Notification
 from integrator.sandbox import Sandbox
 from integrator.service import Integrator
 from teleclaude.adapters.discord_render import render
@@ -38,10 +39,11 @@ async def test_a_queued_candidate_withdrawn_never_lands(sandbox: Sandbox, config
     assert result.stdout.startswith(f"withdrew drop {drop.sha[:10]} (was queued)")
     ran = cli(config, "run", "--once")
     assert ran.returncode == 0, ran.stderr
-    [note] = db_rows(config, "SELECT kind, payload FROM outbox WHERE kind = 'candidate_withdrawn'")
-    payload = json.loads(note["payload"])
-    assert notification_line({"kind": note["kind"], "payload": payload}).startswith("[withdrawn] drop ")
-    discord = render({"id": 1, "kind": note["kind"], "payload": payload, "created_at": payload["at"]})
+    [row] = db_rows(config, "SELECT * FROM outbox WHERE kind = 'candidate_withdrawn'")
+    note = Notification.read(row["id"], row["kind"], json.loads(row["payload"]), row["created_at"])
+    assert note.problem is None, "the row fits its kind's model"
+    assert notification_line(note).startswith("[withdrawn] drop ")
+    discord = render(note)
     assert (
         discord.content.startswith("🚫 **drop** withdrawn by ") and "Reason: superseded by" in discord.content
     )
