@@ -65,9 +65,7 @@ class IntegrateGroup(app_commands.Group):
     # ------------------------------------------------------------------------------------- read only
     @app_commands.command(name="status", description="Mode, lease, queue, blocked and recent outcomes")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        data = await self.integ.status()
-        data["stall"] = await self.integ.stall()
-        await self._reply(interaction, replies.status(data))
+        await self._reply(interaction, replies.status(await self.integ.status(), await self.integ.stall()))
 
     @app_commands.command(name="queue", description="The queue in integration order")
     async def queue(self, interaction: discord.Interaction[Any]) -> None:

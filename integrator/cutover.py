@@ -12,7 +12,6 @@ import asyncio
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from integrator import notifications, outbox, settings
 from integrator.authority.record import read_record
@@ -20,6 +19,7 @@ from integrator.authority.remote import write_remote_mode
 from integrator.config import Config
 from integrator.errors import Refused
 from integrator.events import iso
+from integrator.models import ModeRecord, Parity, Stall
 from integrator.service import Integrator
 from integrator.verify import refusal as verify_refusal
 from integrator.views import stall
@@ -59,14 +59,14 @@ async def _sync_remote(cfg: Config, mode: str) -> None:
     await asyncio.to_thread(write_remote_mode, Path(bare), mode)
 
 
-async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
+async def cutover(integ: Integrator, *, by: str, reason: str) -> ModeRecord:
     """Switch to cutover, or refuse with every reason the gate and the hooks give."""
     cfg = integ.cfg
     current = await integ.store.read(lambda c: settings.mode(c, cfg.mode))
     if current["mode"] == "cutover":
         raise Refused(f"already in cutover (since {current.get('since')}, by {current.get('by')})")
     report = await integ.shadow_report()
-    problems = [f"parity gate: {r}" for r in report["gate"]["reasons"]] + hooks_problems(cfg)
+    problems = [f"parity gate: {r}" for r in report.gate.reasons] + hooks_problems(cfg)
     refused = await verify_refusal(cfg)
     if refused is not None:
         problems.append(refused)
@@ -80,11 +80,11 @@ async def cutover(integ: Integrator, *, by: str, reason: str) -> dict[str, Any]:
             "shadow", by=by, reason="cutover reverted: the remote's mode file could not be written"
         )
         raise
-    parity = {k: report[k] for k in ("decided", "agreement_rate")}
-    return {**record, "parity": parity, "main_branch": cfg.main_branch}
+    parity = Parity(decided=report.decided, agreement_rate=report.agreement_rate)
+    return record.model_copy(update={"parity": parity, "main_branch": cfg.main_branch})
 
 
-async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
+async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool = False) -> ModeRecord:
     """Back to shadow: legacy pushes to main are allowed again; audited and notified."""
     if not reason.strip():
         raise Refused("a rollback needs a reason")
@@ -95,7 +95,7 @@ async def rollback(integ: Integrator, *, by: str, reason: str, automatic: bool =
     # Open the remote first: a rollback exists to unblock people, so it must not wait on the store.
     await _sync_remote(cfg, "shadow")
     record = await integ.set_mode("shadow", by=by, reason=reason.strip(), automatic=automatic)
-    return {**record, "main_branch": cfg.main_branch}
+    return record.model_copy(update={"main_branch": cfg.main_branch})
 
 
 async def watchdog(integ: Integrator) -> str | None:
@@ -109,7 +109,7 @@ async def watchdog(integ: Integrator) -> str | None:
     now = integ.clock()
     nowiso = iso(now)
 
-    def check(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None, int, bool]:
+    def check(conn: sqlite3.Connection) -> tuple[str, Stall | None, int, bool]:
         mode = settings.mode(conn, cfg.mode)["mode"]
         # In shadow the queue drains only when the legacy path lands candidates: not a stall of ours
         # (the parity report lists those as stuck instead).
@@ -119,9 +119,9 @@ async def watchdog(integ: Integrator) -> str | None:
         if found is None:
             if alarmed:
                 settings.put(conn, "stall_alarm_since", None)
-        elif alarmed != found["since"]:
-            settings.put(conn, "stall_alarm_since", found["since"])
-            outbox.add(conn, notifications.StallAlarm(slug=None, **found), now=nowiso)
+        elif alarmed != found.since:
+            settings.put(conn, "stall_alarm_since", found.since)
+            outbox.add(conn, notifications.StallAlarm(slug=None, **found.model_dump()), now=nowiso)
             raised = True
         return mode, found, int(settings.get(conn, "fault_streak", 0)), raised
 
@@ -135,7 +135,7 @@ async def watchdog(integ: Integrator) -> str | None:
         return None
     reason = None
     if policy.on_stall and found is not None:
-        reason = f"queue of {found['queue_length']} made no progress for {found['stalled_for_s']}s"
+        reason = f"queue of {found.queue_length} made no progress for {found.stalled_for_s}s"
     elif streak >= policy.infra_failure_limit:
         reason = f"{streak} integrator infrastructure failures in a row"
     if reason is None:

@@ -18,6 +18,18 @@ from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused, StaleState
 from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
 from integrator.journal import Appended
+from integrator.models import (
+    BlockedEntry,
+    EmittedCandidate,
+    ModeRecord,
+    ParityReport,
+    PauseRecord,
+    QueueEntry,
+    Resumed,
+    Stall,
+    Status,
+    Withdrawal,
+)
 from integrator.reasons import ReasonCode, ResumeWhen, resume_when
 from integrator.store import Store, rows
 
@@ -26,7 +38,7 @@ from integrator.store import Store, rows
 class EmitReport:
     appended: list[Appended]
     check_error: str | None = None
-    candidates: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[EmittedCandidate] = field(default_factory=list)
 
     @property
     def stored(self) -> int:
@@ -83,10 +95,10 @@ class Integrator:
         slugs = {getattr(e.payload, "slug", None) for e in events} - {None}
         branches = {getattr(e.payload, "branch", None) for e in events} - {None}
 
-        def report_of(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        def report_of(conn: sqlite3.Connection) -> list[EmittedCandidate]:
             return views.candidates_for(conn, slugs, branches, since=now)
 
-        def write(conn: sqlite3.Connection) -> tuple[list[Appended], list[dict[str, Any]]]:
+        def write(conn: sqlite3.Connection) -> tuple[list[Appended], list[EmittedCandidate]]:
             done = []
             for event in events:
                 appended = journal.append(conn, event)
@@ -134,22 +146,22 @@ class Integrator:
 
     # --- views --------------------------------------------------------------------------------------
 
-    async def queued(self) -> list[dict[str, Any]]:
+    async def queued(self) -> list[QueueEntry]:
         return await self.store.read(views.queue_view)
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> Status:
         cfg = self.cfg
         now = self.clock()
-        found = await self.store.read(lambda c: views.status(c, cfg, now))
-        return {**found, "verify_sandbox": await asyncio.to_thread(views.verify_sandbox, cfg)}
+        sandbox = await asyncio.to_thread(views.verify_sandbox, cfg)
+        return await self.store.read(lambda c: views.status(c, cfg, now, sandbox))
 
-    async def stall(self) -> dict[str, Any] | None:
+    async def stall(self) -> Stall | None:
         """The queue's stall, if it has made no progress for the stall limit (what the watchdog alarms on)."""
         cfg = self.cfg
         now = self.clock()
         return await self.store.read(lambda c: views.stall(c, cfg, now))
 
-    async def blocked(self) -> list[dict[str, Any]]:
+    async def blocked(self) -> list[BlockedEntry]:
         return await self.store.read(views.blocked_view)
 
     async def full_evidence(
@@ -158,10 +170,10 @@ class Integrator:
         """The untrimmed evidence of a block (for the attached evidence file), or None if it moved on."""
         return await self.store.read(lambda c: views.full_evidence(c, slug, branch, sha, reason_code))
 
-    async def shadow_report(self) -> dict[str, Any]:
+    async def shadow_report(self) -> ParityReport:
         cfg = self.cfg
         now = self.clock()
-        return await self.store.read(lambda c: shadow.report(c, cfg, now=now))
+        return ParityReport.model_validate(await self.store.read(lambda c: shadow.report(c, cfg, now=now)))
 
     async def slugs(self, prefix: str = "", limit: int = 25) -> list[str]:
         """Slugs of live candidates, for autocomplete."""
@@ -179,15 +191,15 @@ class Integrator:
 
     # --- steering -----------------------------------------------------------------------------------
 
-    async def pause(self, reason: str, by: str) -> dict[str, Any]:
+    async def pause(self, reason: str, by: str) -> PauseRecord:
         if not reason.strip():
             raise InvalidInput("reason: a pause needs a reason")
         now = self._now()
-        record = {"by": by, "at": now, "reason": reason.strip()}
+        record = PauseRecord(by=by, at=now, reason=reason.strip())
 
         def write(conn: sqlite3.Connection) -> None:
-            settings.put(conn, "paused", record)
-            outbox.add(conn, notifications.Paused(**record), now=now)
+            settings.put(conn, "paused", record.model_dump())
+            outbox.add(conn, notifications.Paused(**record.model_dump()), now=now)
 
         await self.store.write(write, notify=True)
         return record
@@ -204,12 +216,13 @@ class Integrator:
 
         return await self.store.write(write, notify=True)
 
-    async def withdraw(self, slug: str, by: str, reason: str) -> dict[str, Any]:
+    async def withdraw(self, slug: str, by: str, reason: str) -> Withdrawal:
         """Take the slug's candidate off the queue for good (:mod:`integrator.withdraw`)."""
         now = self._now()
-        return await self.store.write(
+        done = await self.store.write(
             lambda c: withdraw.request(c, slug, by=by, reason=reason, now=now), notify=True
         )
+        return Withdrawal(**done)
 
     async def emitted_by(self, slug: str) -> str | None:
         """The worker that announced the slug's live candidate (it may withdraw its own work)."""
@@ -220,7 +233,7 @@ class Integrator:
 
         return await self.store.read(read)
 
-    async def resume(self, slug: str, by: str) -> dict[str, Any]:
+    async def resume(self, slug: str, by: str) -> Resumed:
         """Re-queue a blocked candidate, but only if what blocked it changed (docs/blocked-flow.md).
 
         Conflicts and verify failures need main to have moved or the configuration to have changed;
@@ -247,7 +260,7 @@ class Integrator:
         now = self._now()
         why = "; ".join(changed)
 
-        def write(conn: sqlite3.Connection) -> dict[str, Any]:
+        def write(conn: sqlite3.Connection) -> Resumed:
             queue.transition(
                 conn, item.id, "blocked", "queued", reason=f"resumed by {by}: {why}", now=now, order_at=now
             )
@@ -263,7 +276,7 @@ class Integrator:
                 resumed_by=by,
             )
             outbox.add(conn, ready, now=now)
-            return {"slug": item.slug, "sha": item.sha, "position": position, "why": why}
+            return Resumed(slug=item.slug, sha=item.sha, position=position, why=why)
 
         try:
             return await self.store.write(write, notify=True)
@@ -294,18 +307,18 @@ class Integrator:
             changed.append(f"{cfg.main_branch} moved from {item.block_main[:10]} to {view.main_sha[:10]}")
         return changed
 
-    async def set_mode(self, mode: str, *, by: str, reason: str, automatic: bool = False) -> dict[str, Any]:
+    async def set_mode(self, mode: str, *, by: str, reason: str, automatic: bool = False) -> ModeRecord:
         """Switch shadow/cutover atomically with its audit record and notification."""
         if mode not in ("shadow", "cutover"):
             raise InvalidInput(f"mode: {mode!r} is not shadow or cutover")
         now = self._now()
         default = self.cfg.mode
 
-        def write(conn: sqlite3.Connection) -> dict[str, Any]:
+        def write(conn: sqlite3.Connection) -> ModeRecord:
             previous = settings.mode(conn, default)["mode"]
             record = settings.set_mode(conn, mode, by=by, reason=reason, at=now, automatic=automatic)
             outbox.add(conn, notifications.ModeChanged(**record, previous=previous, at=now), now=now)
-            return record
+            return ModeRecord(**record)
 
         return await self.store.write(write, notify=True)
 

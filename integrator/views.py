@@ -13,20 +13,34 @@ from integrator import journal, outbox, queue, readiness, settings
 from integrator import lease as leases
 from integrator.config import Config
 from integrator.events import iso
+from integrator.models import (
+    Backlog,
+    BlockedEntry,
+    CandidateView,
+    EmittedCandidate,
+    FaultRecord,
+    FollowUp,
+    InFlight,
+    LeaseView,
+    PauseRecord,
+    PipelineView,
+    QueueEntry,
+    SandboxView,
+    Stall,
+    Status,
+)
 from integrator.store import one, rows
 
 
-def queue_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def queue_view(conn: sqlite3.Connection) -> list[QueueEntry]:
     items = queue.by_status(conn, "in_progress") + queue.by_status(conn, "queued")
-    out = []
-    for n, item in enumerate(items):
-        entry = item.as_dict()
-        entry["position"] = n + 1 if item.status == "queued" else 0
-        out.append(entry)
-    return out
+    return [
+        QueueEntry(**item.as_dict(), position=n + 1 if item.status == "queued" else 0)
+        for n, item in enumerate(items)
+    ]
 
 
-def blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def blocked_view(conn: sqlite3.Connection) -> list[BlockedEntry]:
     out = []
     for item in queue.by_status(conn, "blocked"):
         ev = one(
@@ -39,18 +53,18 @@ def blocked_view(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         )
         evidence = json.loads(ev["evidence"]) if ev else {}
         out.append(
-            {
+            BlockedEntry(
                 **item.as_dict(),
-                "reason_code": item.block_reason,
-                "blocked_on_main": item.block_main,
-                "conflicted_paths": evidence.get("conflicted_paths", []),
+                reason_code=item.block_reason,
+                blocked_on_main=item.block_main,
+                conflicted_paths=evidence.get("conflicted_paths", []),
                 # The summary the event carries; the untrimmed *_full texts stay in the store.
-                "evidence": {k: v for k, v in evidence.items() if not k.endswith("_full")},
-                "hunks": evidence.get("hunks", {}),
-                "next_action": ev["next_action"] if ev else None,
-                "blocked_at": ev["updated_at"] if ev else None,
-                "follow_up": dict(fu) if fu else None,
-            }
+                evidence={k: v for k, v in evidence.items() if not k.endswith("_full")},
+                hunks=evidence.get("hunks", {}),
+                next_action=ev["next_action"] if ev else None,
+                blocked_at=ev["updated_at"] if ev else None,
+                follow_up=FollowUp(**dict(fu)) if fu else None,
+            )
         )
     return out
 
@@ -72,7 +86,7 @@ def full_evidence(
 
 def candidates_for(
     conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
-) -> list[dict[str, Any]]:
+) -> list[EmittedCandidate]:
     """What an emit touched: the live candidates of its slugs and branches, then those it finished.
 
     Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
@@ -104,10 +118,9 @@ def candidates_for(
     for row in [*live, *done]:
         cand = readiness.get(conn, row["id"])
         assert cand is not None
-        entry = cand.as_dict()
         item = queue.get_by_candidate(conn, cand.id)
-        entry["position"] = queue.position(conn, item.id) if item else None
-        out.append(entry)
+        position = queue.position(conn, item.id) if item else None
+        out.append(EmittedCandidate(**cand.as_dict(), position=position))
     return out
 
 
@@ -115,7 +128,7 @@ def candidates_for(
 PIPELINE_SETTING = "pipeline"
 
 
-def pipeline_view(conn: sqlite3.Connection, now: float) -> dict[str, Any] | None:
+def pipeline_view(conn: sqlite3.Connection, now: float) -> PipelineView | None:
     """The pipeline as the holder last wrote it, with each verify's age in seconds."""
     found = settings.get(conn, PIPELINE_SETTING)
     if not found or not found.get("runs"):
@@ -123,60 +136,64 @@ def pipeline_view(conn: sqlite3.Connection, now: float) -> dict[str, Any] | None
     for run in found["runs"]:
         since = run.get("since")
         run["seconds"] = round(now - datetime.fromisoformat(since).timestamp(), 1) if since else None
-    return dict(found)
+    return PipelineView.model_validate(found)
 
 
-def verify_sandbox(cfg: Config) -> dict[str, Any]:
+def verify_sandbox(cfg: Config) -> SandboxView:
     """How the verify command is isolated (what ``status`` shows beside the database's state)."""
     from integrator import isolation
 
-    return {**isolation.in_force(cfg).as_dict(), "verify_command": cfg.verify_command}
+    return SandboxView(**isolation.in_force(cfg).as_dict(), verify_command=cfg.verify_command)
 
 
-def status(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any]:
+def status(
+    conn: sqlite3.Connection, cfg: Config, now: datetime, sandbox: SandboxView | None = None
+) -> Status:
     mode = settings.mode(conn, cfg.mode)
     pause = settings.pause_state(conn)
     found = leases.info(conn, leases.MAIN_LEASE, now=now.timestamp())
     in_flight = None
     for item in queue.in_progress(conn):
         cp = one(conn, "SELECT phase, updated_at FROM checkpoints WHERE queue_id = ?", (item.id,))
-        in_flight = {
-            "slug": item.slug,
-            "sha": item.sha,
-            "branch": item.branch,
-            "phase": cp["phase"] if cp else None,
-            "since": cp["updated_at"] if cp else None,
-        }
+        in_flight = InFlight(
+            slug=item.slug,
+            sha=item.sha,
+            branch=item.branch,
+            phase=cp["phase"] if cp else None,
+            since=cp["updated_at"] if cp else None,
+        )
     outcomes = journal.recent(conn, 10, ("integration_completed", "integration_blocked", "superseded"))
-    return {
-        "mode": mode["mode"],
-        "mode_since": mode.get("since"),
-        "mode_by": mode.get("by"),
-        "mode_reason": mode.get("reason"),
-        "paused": pause is not None,
-        "pause": pause,
-        "lease": None
+    fault = settings.get(conn, "last_fault")
+    return Status(
+        mode=mode["mode"],
+        mode_since=mode.get("since"),
+        mode_by=mode.get("by"),
+        mode_reason=mode.get("reason"),
+        paused=pause is not None,
+        pause=PauseRecord(**pause) if pause else None,
+        lease=None
         if found is None
-        else {
-            "holder": found.holder,
-            "fencing": found.fencing,
-            "expires": iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
-        },
-        "in_flight": in_flight,
-        "pipeline": pipeline_view(conn, now.timestamp()),
-        "queue": queue_view(conn),
-        "blocked": blocked_view(conn),
-        "candidates": [c.as_dict() for c in readiness.listing(conn)],
-        "recent_outcomes": [{"type": o["type"], **o["payload"]} for o in outcomes],
-        "fault": settings.get(conn, "last_fault"),
-        "outbox": outbox.backlog(conn),
-        "repo": str(cfg.repo),
-        "remote": cfg.remote,
-        "main_branch": cfg.main_branch,
-    }
+        else LeaseView(
+            holder=found.holder,
+            fencing=found.fencing,
+            expires=iso(datetime.fromtimestamp(found.expires_at, tz=now.tzinfo)),
+        ),
+        in_flight=in_flight,
+        pipeline=pipeline_view(conn, now.timestamp()),
+        queue=queue_view(conn),
+        blocked=blocked_view(conn),
+        candidates=[CandidateView(**c.as_dict()) for c in readiness.listing(conn)],
+        recent_outcomes=[{"type": o["type"], **o["payload"]} for o in outcomes],
+        fault=FaultRecord(**fault) if fault else None,
+        outbox=[Backlog(**b) for b in outbox.backlog(conn)],
+        repo=str(cfg.repo),
+        remote=cfg.remote,
+        main_branch=cfg.main_branch,
+        verify_sandbox=sandbox,
+    )
 
 
-def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any] | None:
+def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> Stall | None:
     """The queue has items but nothing reached an outcome for the stall limit (a pause is not a stall)."""
     if settings.pause_state(conn) is not None:
         return None
@@ -195,8 +212,4 @@ def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> dict[str, Any
     if since >= cutoff:
         return None
     stalled_for = now - datetime.fromisoformat(since)
-    return {
-        "since": since,
-        "stalled_for_s": int(stalled_for.total_seconds()),
-        "queue_length": int(waiting["n"]),
-    }
+    return Stall(since=since, stalled_for_s=int(stalled_for.total_seconds()), queue_length=int(waiting["n"]))

@@ -153,7 +153,7 @@ async def emit_ready(cfg: Config, *features: Feature) -> None:
     async with await Integrator.open(cfg) as integ:
         for f in features:
             report = await integ.emit(readiness_events(f.slug, f.branch, f.sha), wait=True)
-            assert [c["status"] for c in report.candidates] == ["ready"], report.candidates
+            assert [c.status for c in report.candidates] == ["ready"], report.candidates
 
 
 async def run_once(cfg: Config, *, probe: PhaseProbe | None = None) -> None:

@@ -21,15 +21,13 @@ def blocked_cmd(ctx: click.Context, as_json: bool) -> None:
     if not data:
         click.echo("nothing is blocked")
     for b in data:
-        click.echo(
-            f"{b['slug']} {short(b['sha'])} on {b['branch']}: {b['reason_code']} (at {b['blocked_at']})"
-        )
-        for path in b["conflicted_paths"][:10]:
+        click.echo(f"{b.slug} {short(b.sha)} on {b.branch}: {b.reason_code} (at {b.blocked_at})")
+        for path in b.conflicted_paths[:10]:
             click.echo(f"  conflict: {path}")
-        click.echo(f"  next: {b['next_action']}")
-        if b["follow_up"]:
-            fu = b["follow_up"]
-            click.echo(f"  follow-up: {fu['path']} ({fu['status']}, blocked {fu['blocked_count']}x)")
+        click.echo(f"  next: {b.next_action}")
+        if b.follow_up:
+            fu = b.follow_up
+            click.echo(f"  follow-up: {fu.path} ({fu.status}, blocked {fu.blocked_count}x)")
 
 
 @click.command("resume")
@@ -39,9 +37,7 @@ def blocked_cmd(ctx: click.Context, as_json: bool) -> None:
 def resume(ctx: click.Context, slug: str) -> None:
     """Re-queue a blocked candidate if what blocked it changed; otherwise say why not (exit 1)."""
     result = run_async(call(get_config(ctx), "resume", slug, actor()))
-    click.echo(
-        f"resumed {result['slug']} {short(result['sha'])}: {result['why']}; queue position {result['position']}"
-    )
+    click.echo(f"resumed {result.slug} {short(result.sha)}: {result.why}; queue position {result.position}")
 
 
 @click.command("withdraw")
@@ -52,14 +48,12 @@ def resume(ctx: click.Context, slug: str) -> None:
 def withdraw(ctx: click.Context, slug: str, reason: str) -> None:
     """Take the slug's candidate off the queue for good; one in flight stops before its push."""
     result = run_async(call(get_config(ctx), "withdraw", slug, actor(), reason))
-    if result["state"] == "stopping":
+    if result.state == "stopping":
         click.echo(
-            f"withdrawing {result['slug']} {short(result['sha'])}: it is in flight and stops before its push"
+            f"withdrawing {result.slug} {short(result.sha)}: it is in flight and stops before its push"
         )
     else:
-        click.echo(
-            f"withdrew {result['slug']} {short(result['sha'])} (was {result['was']}): {result['reason']}"
-        )
+        click.echo(f"withdrew {result.slug} {short(result.sha)} (was {result.was}): {result.reason}")
 
 
 def register(cli: click.Group) -> None:

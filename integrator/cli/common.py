@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import click
+from pydantic import BaseModel
 
 from integrator.config import Config, find_config_path, load_config
 from integrator.errors import IntegratorError
@@ -128,7 +129,14 @@ async def call(cfg: Config, method: str, *args: Any) -> Any:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))
+    click.echo(json.dumps(data, indent=None, sort_keys=True, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    """The service's models print as their fields (the JSON scripts rely on); anything else as text."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
 
 
 __all__ = [

@@ -93,7 +93,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     # A repository deleted or broken since `init` must be said, not hidden behind a calm status.
     git.check_repository(cfg.repo, cfg.remote)
     sandbox = views.verify_sandbox(cfg)
-    data = read_view(cfg, lambda c: {**views.status(c, cfg, utcnow()), "verify_sandbox": sandbox}, "status")
+    data = read_view(cfg, lambda c: views.status(c, cfg, utcnow(), sandbox), "status")
     echo_json(data) if as_json else click.echo(status_text(data))
 
 
@@ -148,7 +148,7 @@ def history_cmd(ctx: click.Context, as_json: bool, limit: int) -> None:
 def pause_cmd(ctx: click.Context, reason: str) -> None:
     """Finish the candidate in flight, then hold the queue."""
     record = run_async(call(get_config(ctx), "pause", reason, actor()))
-    click.echo(f"paused by {record['by']} at {record['at']}: {record['reason']}")
+    click.echo(f"paused by {record.by} at {record.at}: {record.reason}")
 
 
 @click.command("unpause")

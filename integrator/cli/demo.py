@@ -85,7 +85,7 @@ class Demo:
             f"  {worker.name} emitted branch_pushed, review_approved, finalize_ready for {slug} @ {short(sha)}"
         )
         for cand in report.candidates:
-            if cand["sha"] == sha:
+            if cand.sha == sha:
                 say("    " + candidate_line(cand).replace("\n", "\n    "))
 
     async def drain(self, integ: Integrator) -> None:
@@ -160,12 +160,11 @@ class Demo:
 
     async def show_blocked(self, integ: Integrator) -> None:
         for b in await integ.blocked():
-            fu = b["follow_up"] or {}
-            say(f"  {b['slug']}: {b['reason_code']} on {', '.join(b['conflicted_paths'])}")
-            for path, hunk in b["hunks"].items():
+            say(f"  {b.slug}: {b.reason_code} on {', '.join(b.conflicted_paths)}")
+            for path, hunk in b.hunks.items():
                 say(f"  --- {path}")
                 say("  " + hunk.rstrip().replace("\n", "\n  "))
-            say(f"  follow-up: {fu.get('path')}")
+            say(f"  follow-up: {b.follow_up.path if b.follow_up else None}")
 
     async def fix_theme(self, integ: Integrator, carol: Worker) -> None:
         carol.start("feature/theme", base="origin/feature/theme")

@@ -9,30 +9,31 @@ import click
 from integrator import preflight
 from integrator.cli.common import actor, echo_json, get_config, handle_errors, run_async, utf8_option
 from integrator.config import Config
+from integrator.models import ParityReport
 from integrator.service import Integrator
 
 
-def report_text(r: dict[str, Any]) -> str:
-    gate = r["gate"]
+def report_text(r: ParityReport) -> str:
+    gate = r.gate
     lines = [
-        f"predicted: {r['predicted']}  decided: {r['decided']}  agreements: {r['agreements']}"
-        f"  agreement: {r['agreement_rate']:.1%}  undecided: {r['undecided']}",
+        f"predicted: {r.predicted}  decided: {r.decided}  agreements: {r.agreements}"
+        f"  agreement: {r.agreement_rate:.1%}  undecided: {r.undecided}",
     ]
-    if r["disagreements"]:
+    if r.disagreements:
         lines.append("disagreements:")
-        for d in r["disagreements"]:
+        for d in r.disagreements:
             lines.append(
-                f"  {d['slug']} {d['sha'][:10]}: predicted {d['prediction']}, actually {d['actual']}"
-                + (f" (differs in {', '.join(d['changed_paths'][:10])})" if d.get("changed_paths") else "")
+                f"  {d.slug} {d.sha[:10]}: predicted {d.prediction}, actually {d.actual}"
+                + (f" (differs in {', '.join(d.changed_paths[:10])})" if d.changed_paths else "")
             )
-    if r["stuck"]:
+    if r.stuck:
         lines.append("stuck longer than the stall limit:")
-        lines += [f"  {s['slug']} {s['sha'][:10]} predicted at {s['predicted_at']}" for s in r["stuck"]]
-    if r["errors"]:
-        lines.append(f"integrator errors in the window: {len(r['errors'])}")
-        lines += [f"  {e['at']} {e['kind']}: {e['message']}" for e in r["errors"][-5:]]
-    lines.append(f"cutover gate: {gate['verdict'].upper()}")
-    lines += [f"  - {reason}" for reason in gate["reasons"]]
+        lines += [f"  {s.slug} {s.sha[:10]} predicted at {s.predicted_at}" for s in r.stuck]
+    if r.errors:
+        lines.append(f"integrator errors in the window: {len(r.errors)}")
+        lines += [f"  {e['at']} {e['kind']}: {e['message']}" for e in r.errors[-5:]]
+    lines.append(f"cutover gate: {gate.verdict.upper()}")
+    lines += [f"  - {reason}" for reason in gate.reasons]
     return "\n".join(lines)
 
 
@@ -66,7 +67,7 @@ def cutover_cmd(ctx: click.Context, reason: str) -> None:
     cfg = get_config(ctx)
     preflight.full(cfg)
     record = run_async(_with(cfg, "cutover", by=actor(), reason=reason))
-    click.echo(f"mode: cutover since {record['since']} by {record['by']}: {record['reason']}")
+    click.echo(f"mode: cutover since {record.since} by {record.by}: {record.reason}")
 
 
 @click.command("rollback")
@@ -76,7 +77,7 @@ def cutover_cmd(ctx: click.Context, reason: str) -> None:
 def rollback_cmd(ctx: click.Context, reason: str) -> None:
     """Return to shadow: legacy pushes to main are allowed again."""
     record = run_async(_with(get_config(ctx), "rollback", by=actor(), reason=reason))
-    click.echo(f"mode: shadow since {record['since']} by {record['by']}: {record['reason']}")
+    click.echo(f"mode: shadow since {record.since} by {record.by}: {record.reason}")
 
 
 def register(cli: click.Group) -> None:

@@ -1,4 +1,4 @@
-"""Replies to ``/integrate`` commands, rendered from the plain dicts the core returns.
+"""Replies to ``/integrate`` commands, rendered from the models the core returns (integrator/models.py).
 
 Plain data in, :class:`~teleclaude.adapters.discord_render.MessageSpec` out, no ``discord`` import:
 the bot calls the core, hands the result to one of these, and the adapter sends it. Every reply is
@@ -12,6 +12,19 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from integrator.models import (
+    BlockedEntry,
+    ModeRecord,
+    ParityReport,
+    PauseRecord,
+    PipelineView,
+    QueueEntry,
+    Resumed,
+    SandboxView,
+    Stall,
+    Status,
+    Withdrawal,
+)
 from teleclaude.adapters.discord_format import (
     CONTENT_MAX,
     clip,
@@ -59,29 +72,30 @@ def _reason(code_: object) -> str:
 
 
 # ------------------------------------------------------------------------------------------- status
-def _main(s: Mapping[str, Any]) -> str:
+def _main(name: object) -> str:
     """The configured main branch as the status or payload names it (older payloads name none)."""
-    name = s.get("main_branch")
     return escape(str(name)) if name else "the main branch"
 
 
-def _mode_line(s: Mapping[str, Any]) -> str:
-    if s.get("mode") == "cutover":
-        return f"🟢 **cutover**: the integrator merges to {_main(s)}"
-    return f"🔮 **shadow**: predicting only; people still push {_main(s)}"
+def _mode_line(s: Status) -> str:
+    if s.mode == "cutover":
+        return f"🟢 **cutover**: the integrator merges to {_main(s.main_branch)}"
+    return f"🔮 **shadow**: predicting only; people still push {_main(s.main_branch)}"
 
 
-def _lease_line(s: Mapping[str, Any]) -> str:
-    lease = s.get("lease")
+def _lease_line(s: Status) -> str:
+    lease = s.lease
     if not lease:
         return "⚠️ No integrator holds the lease: nothing is being integrated"
-    return f"Integrator: {code(clip(str(lease['holder']), 60))}, lease renews before {discord_time(lease['expires'], 'T')}"
+    return (
+        f"Integrator: {code(clip(lease.holder, 60))}, lease renews before {discord_time(lease.expires, 'T')}"
+    )
 
 
-def _blocked_line(b: Mapping[str, Any]) -> str:
-    paths = b.get("conflicted_paths") or []
+def _blocked_line(b: BlockedEntry) -> str:
+    paths = b.conflicted_paths
     detail = f" ({plural(len(paths), 'file')})" if paths else ""
-    return f"⛔ **{b['slug']}** {code(short(b['sha']))}: {_reason(b.get('reason_code'))}{detail}"
+    return f"⛔ **{b.slug}** {code(short(b.sha))}: {_reason(b.reason_code)}{detail}"
 
 
 def _outcome_line(o: Mapping[str, Any], at: object = None) -> str:
@@ -90,7 +104,7 @@ def _outcome_line(o: Mapping[str, Any], at: object = None) -> str:
     if kind == "integration_completed":
         when = at or o.get("completed_at")
         if o.get("already_on_main"):
-            text = f"☑️ **{slug}** {sha} was already on {_main(o)}"
+            text = f"☑️ **{slug}** {sha} was already on {_main(o.get('main_branch'))}"
         else:
             took = human_duration(float(o.get("duration_ms") or 0) / 1000)
             text = f"🎉 **{slug}** {sha} integrated in {took}"
@@ -103,107 +117,97 @@ def _outcome_line(o: Mapping[str, Any], at: object = None) -> str:
     return text + (f" · {discord_time(when)}" if when else "")
 
 
-def _sandbox_line(v: Mapping[str, Any]) -> str:
-    if v.get("kind") != "none":
-        return f"🧱 Verify sandbox: {v.get('kind')} ({clip(escape(v.get('detail')), 120)})"
-    verdict = "risk accepted, runs unisolated" if v.get("verify_allowed") else "**verify refused**"
-    return f"⚠️ Verify sandbox: none ({clip(escape(v.get('detail')), 120)}); {verdict}"
+def _sandbox_line(v: SandboxView) -> str:
+    if v.kind != "none":
+        return f"🧱 Verify sandbox: {v.kind} ({clip(escape(v.detail), 120)})"
+    verdict = "risk accepted, runs unisolated" if v.verify_allowed else "**verify refused**"
+    return f"⚠️ Verify sandbox: none ({clip(escape(v.detail), 120)}); {verdict}"
 
 
 _STATE_ICON = {"verifying": "🔬", "passed": "✅", "failed": "❌", "conflict": "💥", "building": "🧱"}
 
 
-def _pipeline_lines(p: Mapping[str, Any] | None) -> list[str]:
+def _pipeline_lines(p: PipelineView | None) -> list[str]:
     """The speculative verifies: who, in which state, on which predicted base, for how long."""
-    if not p or not p.get("runs"):
+    if not p or not p.runs:
         return []
-    lines = [f"**Verifying** (pipeline depth {p.get('depth')}):"]
-    for run in p["runs"][:6]:
-        base = " + ".join(["main", *(f"**{a}**" for a in run.get("ahead", []))])
-        seconds = run.get("seconds")
-        age = f" for {human_duration(float(seconds))}" if seconds is not None else ""
-        icon = _STATE_ICON.get(run.get("state"), "•")
-        lines.append(f"{icon} **{run['slug']}** {code(short(run['sha']))} {run.get('state')}{age} on {base}")
+    lines = [f"**Verifying** (pipeline depth {p.depth}):"]
+    for run in p.runs[:6]:
+        base = " + ".join(["main", *(f"**{a}**" for a in run.ahead)])
+        age = f" for {human_duration(run.seconds)}" if run.seconds is not None else ""
+        icon = _STATE_ICON.get(run.state, "•")
+        lines.append(f"{icon} **{run.slug}** {code(short(run.sha))} {run.state}{age} on {base}")
     return lines
 
 
-def status(s: Mapping[str, Any]) -> MessageSpec:
-    """``Integrator.status()`` (plus an optional ``stall`` from ``cutover.stall``)."""
+def status(s: Status, stall: Stall | None = None) -> MessageSpec:
+    """``Integrator.status()``, and ``Integrator.stall()`` when the queue is stalled."""
     lines = [_mode_line(s)]
-    pause = s.get("pause")
-    if s.get("paused") and pause:
-        lines.append(
-            f"⏸️ **Paused** by {clip(escape(pause.get('by')), 80)}: {clip(escape(pause.get('reason')), 200)}"
-        )
+    pause = s.pause
+    if s.paused and pause:
+        lines.append(f"⏸️ **Paused** by {clip(escape(pause.by), 80)}: {clip(escape(pause.reason), 200)}")
     lines.append(_lease_line(s))
-    sandbox = s.get("verify_sandbox")
-    if sandbox and sandbox.get("verify_command"):
+    sandbox = s.verify_sandbox
+    if sandbox and sandbox.verify_command:
         lines.append(_sandbox_line(sandbox))
-    flight = s.get("in_flight")
+    flight = s.in_flight
     if flight:
-        since = f" since {discord_time(flight['since'])}" if flight.get("since") else ""
-        lines.append(
-            f"▶️ Now: **{flight['slug']}** {code(short(flight['sha']))}, {flight.get('phase')}{since}"
-        )
-    lines += _pipeline_lines(s.get("pipeline"))
-    queued = [q for q in s.get("queue", []) if q.get("status") == "queued"]
+        since = f" since {discord_time(flight.since)}" if flight.since else ""
+        lines.append(f"▶️ Now: **{flight.slug}** {code(short(flight.sha))}, {flight.phase}{since}")
+    lines += _pipeline_lines(s.pipeline)
+    queued = [q for q in s.queue if q.status == "queued"]
     if queued:
-        names = ", ".join(f"**{q['slug']}**" for q in queued[:5])
+        names = ", ".join(f"**{q.slug}**" for q in queued[:5])
         more = f" +{len(queued) - 5}" if len(queued) > 5 else ""
         lines.append(f"📋 Queue: {len(queued)}, next {names}{more}")
     else:
         lines.append("📋 Queue: empty")
-    stall = s.get("stall")
     if stall:
         lines.append(
-            f"⏰ **Stalled** for {human_duration(float(stall['stalled_for_s']))} "
-            f"with {plural(int(stall['queue_length']), 'candidate')} waiting"
+            f"⏰ **Stalled** for {human_duration(float(stall.stalled_for_s))} "
+            f"with {plural(stall.queue_length, 'candidate')} waiting"
         )
-    fault = s.get("fault")
+    fault = s.fault
     if fault:
-        lines.append(
-            f"⚠️ Last fault ({fault.get('streak', 1)} in a row): {clip(escape(fault.get('message')), 200)}"
-        )
-    for box in s.get("outbox", []):
-        if box.get("waiting"):
-            error = f": {clip(escape(box['last_error']), 150)}" if box.get("last_error") else ""
-            lines.append(
-                f"📮 {plural(int(box['waiting']), 'notification')} waiting for {box['consumer']}{error}"
-            )
-    blocked = s.get("blocked", [])
+        lines.append(f"⚠️ Last fault ({fault.streak} in a row): {clip(escape(fault.message), 200)}")
+    for box in s.outbox:
+        if box.waiting:
+            error = f": {clip(escape(box.last_error), 150)}" if box.last_error else ""
+            lines.append(f"📮 {plural(box.waiting, 'notification')} waiting for {box.consumer}{error}")
+    blocked = s.blocked
     if blocked:
         lines.append(f"**Blocked ({len(blocked)})**, `{COMMAND} resume` when fixed:")
         lines += [_blocked_line(b) for b in blocked[:5]]
         if len(blocked) > 5:
             lines.append(f"…and {len(blocked) - 5} more")
-    waiting = [c for c in s.get("candidates", []) if c.get("status") == "waiting"]
+    waiting = [c for c in s.candidates if c.status == "waiting"]
     if waiting:
         lines.append(f"**Waiting ({len(waiting)})**:")
         for c in waiting[:5]:
-            why = (c.get("reasons") or ["not ready"])[0]
-            lines.append(f"⏳ **{c['slug']}** {code(short(c['sha']))}: {clip(escape(why), 120)}")
+            why = (c.reasons or ["not ready"])[0]
+            lines.append(f"⏳ **{c.slug}** {code(short(c.sha))}: {clip(escape(why), 120)}")
         if len(waiting) > 5:
             lines.append(f"…and {len(waiting) - 5} more")
     head = "\n".join(lines)
-    outcomes = s.get("recent_outcomes", [])
+    outcomes = s.recent_outcomes
     if not outcomes:
         return MessageSpec(clip(head, CONTENT_MAX))
     return MessageSpec(_bounded(head + "\n**Recent**:", [_outcome_line(o) for o in outcomes[:5]]))
 
 
-def queue(items: Sequence[Mapping[str, Any]]) -> MessageSpec:
+def queue(items: Sequence[QueueEntry]) -> MessageSpec:
     """``Integrator.queued()``: the candidate in flight first, then the queue in order."""
     if not items:
         return MessageSpec("📋 The queue is empty.")
     lines = []
     for item in items:
-        ident = f"**{item['slug']}** {code(short(item['sha']))}"
-        if item.get("status") == "in_progress":
+        ident = f"**{item.slug}** {code(short(item.sha))}"
+        if item.status == "in_progress":
             lines.append(f"▶️ {ident}: integrating now")
         else:
-            tries = f", attempt {item['attempts'] + 1}" if item.get("attempts") else ""
-            lines.append(f"{item['position']}. {ident}, ready {discord_time(item['ready_at'])}{tries}")
-    queued = sum(1 for i in items if i.get("status") == "queued")
+            tries = f", attempt {item.attempts + 1}" if item.attempts else ""
+            lines.append(f"{item.position}. {ident}, ready {discord_time(item.ready_at)}{tries}")
+    queued = sum(1 for i in items if i.status == "queued")
     return MessageSpec(_bounded(f"📋 **Queue**: {plural(queued, 'candidate')} waiting", lines))
 
 
@@ -216,12 +220,11 @@ def history(events: Sequence[Mapping[str, Any]]) -> MessageSpec:
 
 
 # -------------------------------------------------------------------------------------- steering
-def resumed(result: Mapping[str, Any]) -> MessageSpec:
+def resumed(result: Resumed) -> MessageSpec:
     """``Integrator.resume``: re-queued, where, and why the block no longer holds."""
-    where = "next in queue" if result.get("position") == 1 else f"#{result.get('position')} in queue"
+    where = "next in queue" if result.position == 1 else f"#{result.position} in queue"
     return MessageSpec(
-        f"▶️ **{result['slug']}** {code(short(result['sha']))} re-queued, {where}\n"
-        f"Why: {core_text(result.get('why', ''), 500)}"
+        f"▶️ **{result.slug}** {code(short(result.sha))} re-queued, {where}\nWhy: {core_text(result.why, 500)}"
     )
 
 
@@ -230,10 +233,10 @@ def resume_refused(slug: str, message: object) -> MessageSpec:
     return MessageSpec(clip(f"Could not resume **{escape(slug)}**: {core_text(message)}", CONTENT_MAX))
 
 
-def paused(record: Mapping[str, Any]) -> MessageSpec:
+def paused(record: PauseRecord) -> MessageSpec:
     return MessageSpec(
         f"⏸️ **Paused.** The candidate in flight finishes; the queue then waits.\n"
-        f"Reason: {clip(escape(record.get('reason')), 500)}\nUndo with `{COMMAND} unpause`."
+        f"Reason: {clip(escape(record.reason), 500)}\nUndo with `{COMMAND} unpause`."
     )
 
 
@@ -243,59 +246,51 @@ def unpaused(changed: bool) -> MessageSpec:
     return MessageSpec("▶️ **Unpaused.** The integrator takes candidates again.")
 
 
-def shadow_report(r: Mapping[str, Any]) -> MessageSpec:
+def shadow_report(r: ParityReport) -> MessageSpec:
     """``Integrator.shadow_report()``: agreement, the gate's verdict and why, then the details."""
-    gate = r.get("gate", {})
-    decided, agree = int(r.get("decided", 0)), int(r.get("agreements", 0))
-    rate = float(r.get("agreement_rate", 0.0))
-    lines = [f"🔮 **Shadow parity**: {agree} of {decided} decided agree ({rate:.1%})"]
-    if gate.get("verdict") == "pass":
+    lines = [f"🔮 **Shadow parity**: {r.agreements} of {r.decided} decided agree ({r.agreement_rate:.1%})"]
+    if r.gate.verdict == "pass":
         lines.append(f"✅ Cutover gate **passed**: `{COMMAND} cutover` is allowed")
     else:
         lines.append("❌ Cutover gate **not passed**:")
-        lines += [f"• {core_text(reason, 300)}" for reason in gate.get("reasons", [])]
+        lines += [f"• {core_text(reason, 300)}" for reason in r.gate.reasons]
     lines.append(
-        f"Predicted {r.get('predicted', 0)} · undecided {r.get('undecided', 0)} · "
-        f"stuck {len(r.get('stuck', []))} · errors {len(r.get('errors', []))}"
+        f"Predicted {r.predicted} · undecided {r.undecided} · stuck {len(r.stuck)} · errors {len(r.errors)}"
     )
-    disagreements = r.get("disagreements", [])
-    if not disagreements:
+    if not r.disagreements:
         return MessageSpec(clip("\n".join(lines), CONTENT_MAX))
     rows = [
-        f"• **{d['slug']}** {code(short(d['sha']))}: predicted {escape(d['prediction'])}, "
-        f"actually {escape(d['actual'])}"
+        f"• **{d.slug}** {code(short(d.sha))}: predicted {escape(d.prediction)}, actually {escape(d.actual)}"
         + (
-            f" (differs in {', '.join(code(clip(str(p), 100)) for p in d['changed_paths'][:5])})"
-            if d.get("changed_paths")
+            f" (differs in {', '.join(code(clip(p, 100)) for p in d.changed_paths[:5])})"
+            if d.changed_paths
             else ""
         )
-        for d in disagreements
+        for d in r.disagreements
     ]
     return MessageSpec(_bounded("\n".join([*lines, f"**Disagreements ({len(rows)})**:"]), rows))
 
 
-def mode_set(record: Mapping[str, Any]) -> MessageSpec:
+def mode_set(record: ModeRecord) -> MessageSpec:
     """``cutover.cutover`` or ``cutover.rollback``: the new mode, by whom, why."""
-    why = f"\nReason: {clip(escape(record.get('reason')), 500)}" if record.get("reason") else ""
-    parity = record.get("parity")
-    if record.get("mode") == "cutover":
+    why = f"\nReason: {clip(escape(record.reason), 500)}" if record.reason else ""
+    parity = record.parity
+    main = _main(record.main_branch)
+    if record.mode == "cutover":
         extra = ""
         if parity:
-            extra = f"\nParity {float(parity['agreement_rate']):.1%} over {plural(int(parity['decided']), 'candidate')}"
-        return MessageSpec(
-            f"🟢 Mode is now **cutover**: only the integrator pushes {_main(record)}.{why}{extra}"
-        )
-    return MessageSpec(f"🔮 Mode is now **shadow**: people may push {_main(record)} again.{why}")
+            extra = f"\nParity {parity.agreement_rate:.1%} over {plural(parity.decided, 'candidate')}"
+        return MessageSpec(f"🟢 Mode is now **cutover**: only the integrator pushes {main}.{why}{extra}")
+    return MessageSpec(f"🔮 Mode is now **shadow**: people may push {main} again.{why}")
 
 
-def withdrawn(result: Mapping[str, Any]) -> MessageSpec:
+def withdrawn(result: Withdrawal) -> MessageSpec:
     """``Integrator.withdraw``: withdrawn now, or stopping before the push of the one in flight."""
-    slug, sha = result["slug"], code(short(result["sha"]))
-    if result.get("state") == "stopping":
+    slug, sha = result.slug, code(short(result.sha))
+    if result.state == "stopping":
         return MessageSpec(f"🚫 **{slug}** {sha} is in flight: it stops before its push and is withdrawn")
     return MessageSpec(
-        f"🚫 **{slug}** {sha} withdrawn (was {escape(str(result.get('was')))})\n"
-        f"Reason: {core_text(result.get('reason', ''), 500)}"
+        f"🚫 **{slug}** {sha} withdrawn (was {escape(result.was)})\nReason: {core_text(result.reason or '', 500)}"
     )
 
 

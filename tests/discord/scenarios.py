@@ -15,7 +15,7 @@ async def ready(env: BotEnv, slug: str, files: dict[str, str] | None = None) -> 
     """A worker pushes ``slug`` and the three readiness events arrive: it is queued."""
     feature = push_feature(env.sandbox, slug, files or {f"{slug}.txt": f"{slug}\n"})
     report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
-    assert [c["status"] for c in report.candidates if c["sha"] == feature.sha] == ["ready"], report.candidates
+    assert [c.status for c in report.candidates if c.sha == feature.sha] == ["ready"], report.candidates
     return feature
 
 
@@ -48,10 +48,10 @@ async def blocked(env: BotEnv, slug: str) -> Feature:
     feature = push_feature(env.sandbox, slug, {"shared.txt": f"{slug} wants this\n"})
     move_main(env.sandbox, {"shared.txt": "main wants this\n"}, "main: shared.txt")
     report = await env.integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
-    assert report.candidates[0]["status"] == "ready"
+    assert report.candidates[0].status == "ready"
     await drain(env)
-    found = [b for b in await env.integ.blocked() if b["slug"] == slug]
-    assert found and found[0]["reason_code"] == "merge_conflict", found
+    found = [b for b in await env.integ.blocked() if b.slug == slug]
+    assert found and found[0].reason_code == "merge_conflict", found
     return feature
 
 

@@ -254,7 +254,7 @@ async def test_pause_and_unpause_record_who_and_announce_it(bot_env: BotEnv) -> 
         "Reason: release freeze\nUndo with `/integrate unpause`."
     )
     status = await bot_env.integ.status()
-    assert status["paused"] and status["pause"]["by"] == BY_ADMIN
+    assert status.paused and status.pause and status.pause.by == BY_ADMIN
     # The same step wrote a notification; the bot's delivery posts it to the channel.
     notice = await wait_for_post(bot_env, "Integration paused")
     assert notice.json["content"].startswith(f"⏸️ **Integration paused** by discord:alice#{USER_ID}\n")
@@ -262,7 +262,7 @@ async def test_pause_and_unpause_record_who_and_announce_it(bot_env: BotEnv) -> 
     assert await only_reply(bot_env, "unpause") == answer(
         "▶️ **Unpaused.** The integrator takes candidates again."
     )
-    assert not (await bot_env.integ.status())["paused"]
+    assert not (await bot_env.integ.status()).paused
     await wait_for_post(bot_env, "Integration unpaused")
     assert await only_reply(bot_env, "unpause") == answer("▶️ Integration was not paused; nothing changed.")
 
@@ -271,7 +271,7 @@ async def test_a_blank_pause_reason_is_refused_by_the_core(bot_env: BotEnv) -> N
     assert await only_reply(bot_env, "pause", {"reason": "   "}) == answer(
         "🚫 `/integrate pause`: reason: a pause needs a reason"
     )
-    assert not (await bot_env.integ.status())["paused"]
+    assert not (await bot_env.integ.status()).paused
 
 
 async def test_resume_of_a_slug_with_nothing_blocked_says_so(bot_env: BotEnv) -> None:
@@ -292,7 +292,7 @@ async def test_resume_by_slash_command_requeues_once_main_moved(bot_env: BotEnv)
         text,
     ), text
     [item] = await bot_env.integ.queued()
-    assert (item["slug"], item["sha"], item["status"]) == ("feat-b", b.sha, "queued")
+    assert (item.slug, item.sha, item.status) == ("feat-b", b.sha, "queued")
 
 
 async def test_withdraw_by_an_admin_and_by_the_worker_who_emitted_it(bot_env: BotEnv) -> None:
@@ -315,7 +315,7 @@ async def test_withdraw_by_an_admin_and_by_the_worker_who_emitted_it(bot_env: Bo
         bot_env, "withdraw", {"slug": "feat-b", "reason": "mine, dropping it"}, member=MEMBER
     )
     assert mine == answer(f"🚫 **feat-b** `{b.sha[:10]}` withdrawn (was queued)\nReason: mine, dropping it")
-    assert [i["slug"] for i in await bot_env.integ.queued()] == ["feat-c"] and c.sha
+    assert [i.slug for i in await bot_env.integ.queued()] == ["feat-c"] and c.sha
     events = await bot_env.integ.history(10)
     assert events is not None
 
@@ -342,7 +342,7 @@ async def test_cutover_then_rollback_switch_store_and_remote(bot_env: BotEnv) ->
         "🟢 Mode is now **cutover**: only the integrator pushes main.\n"
         "Reason: parity is fine\nParity 0.0% over 0 candidates"
     )
-    assert (await bot_env.integ.status())["mode_by"] == BY_ADMIN
+    assert (await bot_env.integ.status()).mode_by == BY_ADMIN
     assert read_remote_mode(bot_env.sandbox.remote) == "cutover"
     await wait_for_post(bot_env, "Mode is now **cutover**")
 
@@ -394,11 +394,7 @@ async def test_admin_commands_refuse_other_members_politely(bot_env: BotEnv) -> 
             "Ask one of them, or use the read-only commands (status, queue, history, shadow-report)."
         ), sub
     after = await bot_env.integ.status()
-    assert (after["mode"], after["pause"], after["queue"]) == (
-        before["mode"],
-        before["pause"],
-        before["queue"],
-    )
+    assert (after.mode, after.pause, after.queue) == (before.mode, before.pause, before.queue)
     assert not [p for p in posts(bot_env.recorder) if "launch:" in json.dumps(p.json)]
 
 
@@ -407,7 +403,7 @@ async def test_admin_commands_are_refused_in_a_dm(bot_env: BotEnv) -> None:
     await interact(bot_env.client, slash_payload("integrate", "pause", {"reason": "x"}, guild_id=None))
     [reply] = replies(bot_env.recorder)
     assert reply_text(reply).startswith("Sorry, only members with the **integrator-admin** role")
-    assert not (await bot_env.integ.status())["paused"]
+    assert not (await bot_env.integ.status()).paused
 
 
 async def test_an_unexpected_failure_gets_a_generic_reply_and_a_log(

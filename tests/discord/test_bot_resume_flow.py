@@ -58,7 +58,7 @@ async def test_resume_button_applies_the_cores_rules_across_a_restart(
         f"Could not resume **feat-b**: feat-b stays blocked (merge\\_conflict): main is still {main_now[:10]} "
         "and the configuration is unchanged, so it would block again. Push a fix and emit finalize\\_ready instead."
     )
-    assert [b["slug"] for b in await bot_env.integ.blocked()] == ["feat-b"]
+    assert [b.slug for b in await bot_env.integ.blocked()] == ["feat-b"]
 
     # Main moves; the bot restarts; the button on the old message still works and re-queues.
     moved = scenarios.move_main(bot_env.sandbox, {"unrelated.txt": "x\n"})
@@ -71,7 +71,7 @@ async def test_resume_button_applies_the_cores_rules_across_a_restart(
         f"Why: main moved from {main_now[:10]} to {moved[:10]}"
     )
     [item] = await bot_env.integ.queued()
-    assert (item["slug"], item["sha"], item["status"]) == ("feat-b", blocked.sha, "queued")
+    assert (item.slug, item.sha, item.status) == ("feat-b", blocked.sha, "queued")
     assert await bot_env.integ.blocked() == []
     # The re-queue is announced in the channel, with who did it.
     notice = await async_wait_for(

@@ -36,8 +36,8 @@ FAST = Backoff(first_s=0.05, max_s=0.2)
 
 
 async def lease_holder(integ: Integrator) -> str | None:
-    lease = (await integ.status())["lease"]
-    return None if lease is None else str(lease["holder"])
+    lease = (await integ.status()).lease
+    return None if lease is None else lease.holder
 
 
 async def make_ready(sandbox: Sandbox, integ: Integrator, slug: str) -> str:
@@ -70,8 +70,8 @@ async def count_integrated(integ: Integrator, n: int) -> bool:
 
 
 async def fencing_of(integ: Integrator, holder: str) -> int | None:
-    lease = (await integ.status())["lease"]
-    return int(lease["fencing"]) if lease and lease["holder"] == holder else None
+    lease = (await integ.status()).lease
+    return lease.fencing if lease and lease.holder == holder else None
 
 
 def read(path: Path) -> str:

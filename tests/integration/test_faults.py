@@ -70,7 +70,7 @@ async def running(cfg: Config) -> AsyncIterator[Integrator]:
 
 
 async def fault_of(integ: Integrator) -> dict[str, Any] | None:
-    fault: dict[str, Any] | None = (await integ.status())["fault"]
+    fault: dict[str, Any] | None = (await integ.status()).model_dump()["fault"]
     return fault
 
 

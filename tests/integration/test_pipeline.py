@@ -121,7 +121,7 @@ async def _c1_leaves_in_flight(root: Path, depth: int, how: str) -> tuple[Sandbo
             new = c1.worker.commit({"c1.txt": "1, reworked\n"}, "c1: rework")
             c1.worker.push(c1.branch)
             report = await integ.emit(readiness_events("c1", c1.branch, new, round_=2), wait=True)
-            assert {c["sha"]: c["status"] for c in report.candidates} == {c1.sha: "superseded", new: "ready"}
+            assert {c.sha: c.status for c in report.candidates} == {c1.sha: "superseded", new: "ready"}
         else:
             await integ.withdraw("c1", by="test", reason="not wanted after all")
         if depth > 1:

@@ -23,7 +23,7 @@ ORDER = ("review_approved", "branch_pushed", "finalize_ready")
 
 
 async def candidate(integ: Integrator, slug: str, sha: str | None = None) -> dict[str, Any]:
-    listed: list[dict[str, Any]] = (await integ.status())["candidates"]
+    listed = [c.model_dump() for c in (await integ.status()).candidates]
     found = [c for c in listed if c["slug"] == slug and sha in (None, c["sha"])]
     assert len(found) == 1, found
     return found[0]
@@ -66,7 +66,7 @@ async def test_every_order_of_the_three_events_gives_the_same_verdict(
             report = await integ.emit([event], wait=True)
             assert report.stored == 1 and report.check_error is None
             seen.add(event.type)
-            mine = [c for c in report.candidates if c["slug"] == feature.slug]
+            mine = [c.model_dump() for c in report.candidates if c.slug == feature.slug]
             if "finalize_ready" not in seen:
                 assert mine == []  # no candidate before its finalize_ready
                 continue
@@ -81,7 +81,7 @@ async def test_every_order_of_the_three_events_gives_the_same_verdict(
         verdicts.add((cand["status"], tuple(cand["reasons"]), queued))
     assert verdicts == {("ready", (), "queued")}
     # Enqueued in readiness order, each exactly once.
-    queue = [item["slug"] for item in (await integ.status())["queue"]]
+    queue = [item.slug for item in (await integ.status()).queue]
     assert queue == [f"perm-{n}" for n in range(6)]
 
 
@@ -94,7 +94,7 @@ async def test_one_fetch_per_check_cycle_not_per_event(
     batch = [e for f in features for e in readiness_events(f.slug, f.branch, f.sha)]
     report = await integ.emit(batch, wait=True)
     assert report.stored == 9
-    assert [c["status"] for c in report.candidates] == ["ready"] * 3
+    assert [c.status for c in report.candidates] == ["ready"] * 3
     assert fetches(log) == 1
     # Nothing waits on git: no fetch at all. A retried batch stores nothing: no fetch either.
     await integ.check()
@@ -198,12 +198,12 @@ async def test_newer_finalize_supersedes_the_queued_older_one(sandbox: Sandbox, 
     report = await integ.emit(
         _at(readiness_events(feature.slug, feature.branch, new), timedelta(seconds=1)), wait=True
     )
-    assert {c["sha"]: c["status"] for c in report.candidates} == {old: "superseded", new: "ready"}
+    assert {c.sha: c.status for c in report.candidates} == {old: "superseded", new: "ready"}
     older = await candidate(integ, "super", old)
     assert older["superseded_by"] == new
     assert await queue_status(integ, "super", old) == "superseded"
     assert await queue_status(integ, "super", new) == "queued"
-    assert [item["sha"] for item in (await integ.status())["queue"]] == [new]
+    assert [item.sha for item in (await integ.status()).queue] == [new]
 
     def trail(conn: sqlite3.Connection) -> dict[str, Any]:
         return {
@@ -237,7 +237,7 @@ async def test_newer_finalize_supersedes_the_queued_older_one(sandbox: Sandbox, 
         new,
     )
     assert got["outbox"] == [{"slug": "super", "branch": feature.branch, "sha": old, "superseded_by": new}]
-    outcomes = (await integ.status())["recent_outcomes"]
+    outcomes = (await integ.status()).recent_outcomes
     assert [(o["type"], o["sha"]) for o in outcomes] == [("superseded", old)]
 
 
@@ -253,7 +253,7 @@ async def test_a_late_finalize_of_an_older_ready_at_is_superseded_on_arrival(
     report = await integ.emit(
         _at(readiness_events(feature.slug, feature.branch, first), timedelta(seconds=-5)), wait=True
     )
-    assert {c["sha"]: c["status"] for c in report.candidates} == {first: "superseded", second: "ready"}
+    assert {c.sha: c.status for c in report.candidates} == {first: "superseded", second: "ready"}
     assert (await candidate(integ, "late", first))["superseded_by"] == second
     assert await queue_status(integ, "late", first) is None
     assert await queue_status(integ, "late", second) == "queued"

@@ -62,7 +62,7 @@ def queue_status(cfg: Config) -> dict[str, str]:
 
 async def emit(cfg: Config, events: list[Event]) -> list[dict[str, Any]]:
     async with await Integrator.open(cfg) as integ:
-        return (await integ.emit(events, wait=True)).candidates
+        return [c.model_dump() for c in (await integ.emit(events, wait=True)).candidates]
 
 
 def show(sandbox: Sandbox, fmt: str, rev: str = "refs/heads/main") -> str:

@@ -256,4 +256,4 @@ async def test_parity_report_on_a_scripted_history(tmp_path: Path, sandbox: Sand
 
 
 async def _fault(integ: Integrator) -> Any:
-    return (await integ.status())["fault"]
+    return (await integ.status()).model_dump()["fault"]

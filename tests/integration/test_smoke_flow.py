@@ -15,7 +15,7 @@ async def test_ready_candidate_lands_on_main_with_trailers(
     feature = push_feature(sandbox, "feat-a", {"a.txt": "a\n"})
     report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
     assert report.stored == 3
-    assert [c["status"] for c in report.candidates] == ["ready"]
+    assert [c.status for c in report.candidates] == ["ready"]
     before = sandbox.main_sha()
     result = cli(config, "run", "--once")
     assert result.returncode == 0, result.stderr

@@ -26,7 +26,7 @@ def outbox_kinds(db: Path) -> list[str]:
 async def queued_candidate(integ: Integrator, sandbox: Sandbox) -> None:
     feature = push_feature(sandbox, "waits", {"w.txt": "w\n"})
     report = await integ.emit(readiness_events(feature.slug, feature.branch, feature.sha), wait=True)
-    assert [c["status"] for c in report.candidates] == ["ready"]
+    assert [c.status for c in report.candidates] == ["ready"]
 
 
 async def test_no_stall_alarm_in_shadow(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -48,6 +48,6 @@ async def test_a_stall_in_cutover_alarms_and_a_failed_rollback_is_survived(
         await queued_candidate(integ, sandbox)
         later = Integrator(cfg, integ.store, clock=lambda: utcnow() + timedelta(hours=2))
         assert await cutover.watchdog(later) is None  # the rollback failed: logged, not raised
-        assert (await integ.status())["mode"] == "cutover"
+        assert (await integ.status()).mode == "cutover"
     assert outbox_kinds(cfg.db).count("stall_alarm") == 1
     assert not gone.exists()  # no mode file was written into a made-up directory
