@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from integrator.reasons import ReasonCode
+
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,7 +72,7 @@ class BlockedEntry(Model):
     status: str
     ready_at: str
     attempts: int
-    reason_code: str | None
+    reason_code: ReasonCode | None
     blocked_on_main: str | None
     conflicted_paths: list[str]
     # The trimmed evidence; its keys depend on the reason code (integrator.blocked).

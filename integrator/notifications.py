@@ -11,9 +11,11 @@ hand-written validator.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from integrator.reasons import ReasonCode
 
 
 class Payload(BaseModel):
@@ -75,7 +77,8 @@ class IntegrationBlocked(Payload):
     slug: str
     branch: str
     sha: str
-    reason_code: str
+    # Not strict: the stored JSON holds the code's value, the model the enum member.
+    reason_code: Annotated[ReasonCode, Field(strict=False)]
     # The trimmed evidence; its keys depend on the reason code (integrator.blocked).
     evidence: dict[str, Any]
     next_action: str
