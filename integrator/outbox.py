@@ -15,6 +15,7 @@ from typing import Any
 from integrator import notifications
 from integrator.backoff import Backoff
 from integrator.events import canonical_json
+from integrator.models import Backlog
 from integrator.notifications import Payload
 from integrator.store import one, rows
 
@@ -114,17 +115,17 @@ def retry_now(conn: sqlite3.Connection, consumer: str) -> None:
     conn.execute("UPDATE outbox_cursors SET next_attempt_at = 0 WHERE consumer = ?", (consumer,))
 
 
-def backlog(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def backlog(conn: sqlite3.Connection) -> list[Backlog]:
     """Per consumer: how many notifications wait and the last error (for status)."""
     out = []
     for c in rows(conn, "SELECT * FROM outbox_cursors ORDER BY consumer"):
         waiting = one(conn, "SELECT COUNT(*) AS n FROM outbox WHERE id > ?", (c["last_id"],))
         out.append(
-            {
-                "consumer": c["consumer"],
-                "waiting": int(waiting["n"]) if waiting else 0,
-                "attempts": c["attempts"],
-                "last_error": c["last_error"],
-            }
+            Backlog(
+                consumer=c["consumer"],
+                waiting=int(waiting["n"]) if waiting else 0,
+                attempts=c["attempts"],
+                last_error=c["last_error"],
+            )
         )
     return out

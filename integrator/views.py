@@ -14,7 +14,6 @@ from integrator import lease as leases
 from integrator.config import Config
 from integrator.events import iso
 from integrator.models import (
-    Backlog,
     BlockedEntry,
     CandidateView,
     EmittedCandidate,
@@ -185,7 +184,7 @@ def status(
         candidates=[CandidateView(**c.as_dict()) for c in readiness.listing(conn)],
         recent_outcomes=[{"type": o["type"], **o["payload"]} for o in outcomes],
         fault=FaultRecord(**fault) if fault else None,
-        outbox=[Backlog(**b) for b in outbox.backlog(conn)],
+        outbox=outbox.backlog(conn),
         repo=str(cfg.repo),
         remote=cfg.remote,
         main_branch=cfg.main_branch,

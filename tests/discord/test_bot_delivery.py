@@ -20,6 +20,7 @@ from harness import CHANNEL_ID, Call
 
 from integrator import notifications, outbox
 from integrator.events import iso, utcnow
+from integrator.models import Backlog
 from teleclaude.adapters.discord_render import render
 
 EVERY_KIND = [
@@ -55,13 +56,13 @@ def _add(conn: Any, n: dict[str, Any], now: str) -> int:
     return int(cur.lastrowid)
 
 
-async def backlog(env: BotEnv) -> dict[str, Any]:
+async def backlog(env: BotEnv) -> Backlog:
     found = await env.integ.store.read(outbox.backlog)
-    return next(b for b in found if b["consumer"] == "discord")
+    return next(b for b in found if b.consumer == "discord")
 
 
 async def drained(env: BotEnv) -> bool:
-    return bool((await backlog(env))["waiting"] == 0)
+    return (await backlog(env)).waiting == 0
 
 
 def track_accepted(env: BotEnv, fail: Any = None) -> list[Call]:
@@ -157,8 +158,8 @@ async def test_an_outage_holds_the_cursor_and_recovery_delivers_each_once_in_ord
 
     await async_wait_for(lambda: len(posts(bot_env.recorder)) >= 2, timeout=15)  # retried, with backoff
     box = await backlog(bot_env)
-    assert box["waiting"] == 3 and box["attempts"] >= 2, box
-    assert box["last_error"].startswith("DiscordServerError: 503")
+    assert box.waiting == 3 and box.attempts >= 2, box
+    assert box.last_error and box.last_error.startswith("DiscordServerError: 503")
     assert accepted == []
     assert set(nonces(posts(bot_env.recorder))) == {f"tc-ob-{ids[0]}"}, (
         "the head is retried, nothing skips it"
@@ -187,7 +188,7 @@ async def test_a_restart_never_reposts_and_a_resend_after_a_crash_reuses_the_non
     [second] = await write(bot_env, [samples.unpaused()])
     await async_wait_for(lambda: len(posts(bot_env.recorder)) == 2, timeout=15)
     await bot_env.harness.close()
-    assert (await backlog(bot_env))["waiting"] == 1, "not acked: it was never confirmed"
+    assert (await backlog(bot_env)).waiting == 1, "not acked: it was never confirmed"
 
     again = await make(OfflineBot, integ=bot_env.integ, sync_commands=False)
     await async_wait_for(lambda: len(posts(again.recorder)) == 1, timeout=15)
