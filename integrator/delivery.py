@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -43,10 +44,12 @@ async def deliver_pending(
                 await send(note)
             except Exception as err:  # any delivery failure: back off, never lose or skip the notification
                 error = f"{type(err).__name__}: {err}"
-                await store.write(lambda c, e=error: outbox.fail(c, consumer, e, now=clock().timestamp()))  # type: ignore[misc]
+                await store.write(
+                    functools.partial(outbox.fail, consumer=consumer, error=error, now=clock().timestamp())
+                )
                 log.warning("event=delivery_failed consumer=%s id=%d error=%s", consumer, note.id, error)
                 return sent
-            await store.write(lambda c, n=note.id: outbox.ack(c, consumer, n))  # type: ignore[misc]
+            await store.write(functools.partial(outbox.ack, consumer=consumer, notification_id=note.id))
             sent += 1
 
 
