@@ -46,6 +46,7 @@ def update_record(cfg: Config, changes: dict[str, Any]) -> None:
     write_atomic(record_path(cfg), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+# What record_verify writes; record_install clears them.
 _VERIFY_KEYS = (
     "verified_at",
     "verified_mode",
@@ -56,6 +57,31 @@ _VERIFY_KEYS = (
     "verify_result",
     "verify_failures",
 )
+
+
+def record_verify(
+    cfg: Config,
+    *,
+    at: datetime,
+    mode: str,
+    remote: str,
+    transport: str,
+    transport_kind: str,
+    boundary: bool,
+    failures: list[str],
+) -> None:
+    """What the last ``authority verify`` found (the cutover gate and ``rollout status`` read it)."""
+    values = (
+        iso(at),
+        mode,
+        remote,
+        transport,
+        transport_kind,
+        boundary,
+        "fail" if failures else "pass",
+        failures,
+    )
+    update_record(cfg, dict(zip(_VERIFY_KEYS, values, strict=True)))
 
 
 def record_install(cfg: Config, bare: Path, checksums: dict[str, str], clock: Clock) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from integrator import git
 from integrator.authority.credential import read_credential
 from integrator.authority.probes import Probe, ProbeRun, lookalike_refs, probe_list
-from integrator.authority.record import update_record
+from integrator.authority.record import record_verify
 from integrator.authority.remote import MODES, ZERO_SHA, read_remote_mode, stderr_reason
 from integrator.authority.transport import Transport, classify_remote
 from integrator.config import Config
@@ -269,17 +269,14 @@ def verify(cfg: Config, remote: str, *, mode: str | None = None, clock: Clock = 
         finally:
             _cleanup(v)
     report = VerifyReport(transport, chosen, source, v.main_before, tuple(rows), clock())
-    update_record(
+    record_verify(
         cfg,
-        {
-            "verified_at": iso(report.verified_at),
-            "verified_mode": chosen,
-            "verified_remote": transport.shown,
-            "transport": transport.scheme,
-            "transport_kind": transport.kind,
-            "boundary": transport.server,
-            "verify_result": "pass" if report.ok else "fail",
-            "verify_failures": report.failures,
-        },
+        at=report.verified_at,
+        mode=chosen,
+        remote=transport.shown,
+        transport=transport.scheme,
+        transport_kind=transport.kind,
+        boundary=transport.server,
+        failures=report.failures,
     )
     return report
