@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from integrator import blocked, git
+from integrator import git
+from integrator.blocked.evidence import git_failure_evidence
 from integrator.errors import GitError
 
 
@@ -58,6 +59,6 @@ async def _fetch_each(
         try:
             await git.fetch_branch(repo, remote, branch, timeout=timeout)
         except GitError as err:
-            evidence = blocked.git_failure_evidence(err.command, err.stderr)
+            evidence = git_failure_evidence(err.command, err.stderr)
             failed[branch] = Unfetched(sha, {**evidence, "stage": "fetch", "error": str(err)})
     return failed

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,10 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from integrator import followup_template as tpl
-from integrator import reasons
+from integrator import models, reasons
 from integrator.atomicfile import KEEP, write_atomic
-from integrator.blocked import code_span, plan_steps
+from integrator.blocked.remedy import plan_steps
+from integrator.blocked.text import code_span
 from integrator.errors import InvalidInput
 from integrator.events import check_branch_name, check_sha, check_slug
 from integrator.reasons import ReasonCode
@@ -467,3 +469,37 @@ def resolve_followup(todos_dir: Path, slug: str, *, merge_sha: str, resolved_at:
     _atomic_write(state_path, _render_state(resolved))
     log.info("event=followup_resolved todo=%s merge_sha=%s", followup_slug(slug), merge_sha)
     return True
+
+
+# ------------------------------------------------------------------------------ the followups table
+# One row per slug mirrors its todo for queries (``integrator blocked``, rollout evidence). Each
+# function takes the caller's connection, so the row changes in the block's (or landing's) one
+# transaction; the files are written outside it, before the block and after the landing.
+
+
+def record_block(conn: sqlite3.Connection, note: FollowUp, *, slug: str, sha: str, now: str) -> None:
+    """Open (or reopen) the slug's follow-up row and count this block."""
+    conn.execute(
+        "INSERT INTO followups (slug, todo_slug, path, status, sha, blocked_count, updated_at)"
+        " VALUES (?, ?, ?, 'open', ?, 1, ?) ON CONFLICT(slug) DO UPDATE SET status = 'open',"
+        " sha = excluded.sha, blocked_count = followups.blocked_count + 1, updated_at = excluded.updated_at",
+        (slug, note.slug, str(note.path), sha, now),
+    )
+
+
+def record_resolved(conn: sqlite3.Connection, slug: str, *, now: str) -> None:
+    """The slug integrated: its follow-up row (if it has one) is resolved."""
+    conn.execute("UPDATE followups SET status = 'resolved', updated_at = ? WHERE slug = ?", (now, slug))
+
+
+def record_of(conn: sqlite3.Connection, slug: str) -> models.FollowUp | None:
+    """The slug's follow-up row: ``todo_slug``, ``path``, ``status``, ``blocked_count``."""
+    row = conn.execute(
+        "SELECT todo_slug, path, status, blocked_count FROM followups WHERE slug = ?", (slug,)
+    ).fetchone()
+    return models.FollowUp(**dict(row)) if row else None
+
+
+def records(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(slug, status) of every follow-up row, by slug."""
+    return [(str(r[0]), str(r[1])) for r in conn.execute("SELECT slug, status FROM followups ORDER BY slug")]

@@ -1,7 +1,7 @@
 """Why a candidate was blocked: the one :class:`ReasonCode` type and what each code means.
 
 Every other place that names a reason code (the ``integration_blocked`` event model, the remedy
-table in :mod:`integrator.blocked`, the resume rules of :mod:`integrator.service`, the renderers'
+table in :mod:`integrator.blocked.remedy`, the resume rules of :mod:`integrator.service`, the renderers'
 labels) is keyed by this type, and a test checks each of those tables covers exactly these values.
 """
 

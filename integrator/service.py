@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from integrator import journal, notifications, outbox, queue, readiness, settings, shadow, views, withdraw
+from integrator.blocked import records
 from integrator.config import Config
 from integrator.errors import GitError, InvalidInput, Refused, StaleState
 from integrator.events import READINESS_TYPES, Event, check_slug, iso, utcnow
@@ -168,7 +169,7 @@ class Integrator:
         self, slug: str, branch: str, sha: str, reason_code: str
     ) -> dict[str, Any] | None:
         """The untrimmed evidence of a block (for the attached evidence file), or None if it moved on."""
-        return await self.store.read(lambda c: views.full_evidence(c, slug, branch, sha, reason_code))
+        return await self.store.read(lambda c: records.full_evidence(c, slug, branch, sha, reason_code))
 
     async def shadow_report(self) -> ParityReport:
         cfg = self.cfg

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from integrator import blocked, git, isolation
+from integrator import git, isolation
 from integrator.authority.record import read_record
+from integrator.blocked.evidence import git_failure_evidence, verify_evidence
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError
 from integrator.reasons import ReasonCode
@@ -103,7 +104,7 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
             await git.export_tree(cfg.repo, commit, tree, index=workdir / "index", timeout=cfg.git_timeout_s)
         except GitError as err:
             # The candidate's own tree cannot be written out (a name too long, too big to finish in time).
-            evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
+            evidence = git_failure_evidence(err.command, err.stderr, secrets=secrets)
             return Failure(ReasonCode.GIT_ERROR, {**evidence, "stage": "checkout"})
         argv = list(command)
         if sandbox.kind == "namespaces":
@@ -114,7 +115,7 @@ async def run(cfg: Config, commit: str, *, secrets: Sequence[str] = ()) -> Failu
         )
         if status == 0:
             return None
-        evidence = blocked.verify_evidence(list(command), status, log, timed_out=timed_out, secrets=secrets)
+        evidence = verify_evidence(list(command), status, log, timed_out=timed_out, secrets=secrets)
         return Failure(ReasonCode.VERIFY_FAILED, {**evidence, "isolation": sandbox.kind})
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)

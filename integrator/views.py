@@ -4,13 +4,13 @@ connection, so the CLI can run them on a read-only ``sqlite3`` snapshot without 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from integrator import journal, outbox, queue, readiness, settings
+from integrator import followup, journal, outbox, queue, readiness, settings
 from integrator import lease as leases
+from integrator.blocked import records
 from integrator.config import Config
 from integrator.events import iso
 from integrator.models import (
@@ -18,7 +18,6 @@ from integrator.models import (
     CandidateView,
     EmittedCandidate,
     FaultRecord,
-    FollowUp,
     InFlight,
     LeaseView,
     PauseRecord,
@@ -42,15 +41,8 @@ def queue_view(conn: sqlite3.Connection) -> list[QueueEntry]:
 def blocked_view(conn: sqlite3.Connection) -> list[BlockedEntry]:
     out = []
     for item in queue.by_status(conn, "blocked"):
-        ev = one(
-            conn,
-            "SELECT evidence, next_action, updated_at FROM blocked_evidence WHERE queue_id = ?",
-            (item.id,),
-        )
-        fu = one(
-            conn, "SELECT todo_slug, path, status, blocked_count FROM followups WHERE slug = ?", (item.slug,)
-        )
-        evidence = json.loads(ev["evidence"]) if ev else {}
+        ev = records.get(conn, item.id)
+        evidence = ev.evidence if ev else {}
         out.append(
             BlockedEntry(
                 **item.as_dict(),
@@ -60,27 +52,12 @@ def blocked_view(conn: sqlite3.Connection) -> list[BlockedEntry]:
                 # The summary the event carries; the untrimmed *_full texts stay in the store.
                 evidence={k: v for k, v in evidence.items() if not k.endswith("_full")},
                 hunks=evidence.get("hunks", {}),
-                next_action=ev["next_action"] if ev else None,
-                blocked_at=ev["updated_at"] if ev else None,
-                follow_up=FollowUp(**dict(fu)) if fu else None,
+                next_action=ev.next_action if ev else None,
+                blocked_at=ev.updated_at if ev else None,
+                follow_up=followup.record_of(conn, item.slug),
             )
         )
     return out
-
-
-def full_evidence(
-    conn: sqlite3.Connection, slug: str, branch: str, sha: str, reason_code: str
-) -> dict[str, Any] | None:
-    """The untrimmed evidence the store keeps for a block of (slug, branch, sha), if it is still the one
-    with ``reason_code`` (a later block of the same candidate replaces it)."""
-    row = one(
-        conn,
-        "SELECT e.evidence FROM blocked_evidence e JOIN queue q ON q.id = e.queue_id"
-        " JOIN candidates c ON c.id = q.candidate_id"
-        " WHERE c.slug = ? AND c.branch = ? AND c.sha = ? AND e.reason_code = ?",
-        (slug, branch, sha, reason_code),
-    )
-    return dict(json.loads(row["evidence"])) if row else None
 
 
 def candidates_for(

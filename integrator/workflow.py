@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import sqlite3
 import time
@@ -23,7 +22,6 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from integrator import (
-    blocked,
     checkpoint,
     fence,
     followup,
@@ -38,6 +36,8 @@ from integrator import (
     settings,
     withdraw,
 )
+from integrator.blocked import conflicts, records, remedy
+from integrator.blocked.evidence import git_failure_evidence
 from integrator.config import Config
 from integrator.errors import GitError, IntegratorError, LeaseLost
 from integrator.events import iso, make_event
@@ -191,12 +191,12 @@ class Workflow:
             except GitError as err:
                 if run.stage != "merge":
                     return await self.requeue_for_fault(item, err, stage=run.stage)
-                evidence = blocked.git_failure_evidence(err.command, err.stderr, secrets=secrets)
+                evidence = git_failure_evidence(err.command, err.stderr, secrets=secrets)
                 evidence.update(stage=run.stage, error=str(err))
                 return await self.block(item, ReasonCode.GIT_ERROR, evidence, main_sha=run.main_sha())
             if outcome is not None:
                 return outcome
-        evidence = blocked.git_failure_evidence(
+        evidence = git_failure_evidence(
             ["git", "push", "--force-with-lease", cfg.remote], run.push_error, secrets=secrets
         )
         evidence["retries"] = cfg.push_retries
@@ -237,7 +237,7 @@ class Workflow:
         repo, t = cfg.repo, cfg.git_timeout_s
         merge = await git.merge_tree(repo, main_before, item.sha, timeout=t)
         if not merge.clean:
-            evidence = await blocked.conflict_evidence(
+            evidence = await conflicts.conflict_evidence(
                 repo, main_sha=main_before, candidate_sha=item.sha, main_branch=cfg.main_branch, timeout=t
             )
             return await self.block(item, ReasonCode.MERGE_CONFLICT, evidence, main_sha=main_before)
@@ -280,7 +280,7 @@ class Workflow:
         if fence.refused(pushed.stderr):
             raise LeaseLost(f"the remote refused fencing number {lease.fencing}: a newer holder exists")
         if not pushed.stale:
-            evidence = blocked.git_failure_evidence(
+            evidence = git_failure_evidence(
                 ["git", "push", cfg.remote, f"HEAD:{cfg.main_branch}"], pushed.stderr, secrets=run.secrets
             )
             return await self.block(item, ReasonCode.PUSH_REJECTED, evidence, main_sha=main_before)
@@ -370,9 +370,7 @@ class Workflow:
                 now=now,
             )
             checkpoint.delete(conn, item.id)
-            conn.execute(
-                "UPDATE followups SET status = 'resolved', updated_at = ? WHERE slug = ?", (now, item.slug)
-            )
+            followup.record_resolved(conn, item.slug, now=now)
             settings.clear_fault_streak(conn)
             done = {k: v for k, v in payload.items() if k != "completed_at"}
             outbox.add(
@@ -393,7 +391,7 @@ class Workflow:
         lease = await self.guard()
         now = self._now()
         names = {"remote": self.cfg.remote, "main_branch": self.cfg.main_branch}
-        next_action = blocked.next_action(
+        next_action = remedy.next_action(
             reason_code, slug=item.slug, branch=item.branch, evidence=evidence, **names
         )
         note = await asyncio.to_thread(
@@ -434,18 +432,8 @@ class Workflow:
                 "UPDATE queue SET block_reason = ?, block_main = ?, block_config = ? WHERE id = ?",
                 (reason_code, main_sha, fingerprint, item.id),
             )
-            conn.execute(
-                "INSERT INTO blocked_evidence (queue_id, reason_code, evidence, next_action, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(queue_id) DO UPDATE SET reason_code = excluded.reason_code,"
-                " evidence = excluded.evidence, next_action = excluded.next_action, updated_at = excluded.updated_at",
-                (item.id, reason_code, json.dumps(evidence, sort_keys=True), next_action, now),
-            )
-            conn.execute(
-                "INSERT INTO followups (slug, todo_slug, path, status, sha, blocked_count, updated_at)"
-                " VALUES (?, ?, ?, 'open', ?, 1, ?) ON CONFLICT(slug) DO UPDATE SET status = 'open',"
-                " sha = excluded.sha, blocked_count = followups.blocked_count + 1, updated_at = excluded.updated_at",
-                (item.slug, note.slug, str(note.path), item.sha, now),
-            )
+            records.save(conn, item.id, reason_code, evidence, next_action, now=now)
+            followup.record_block(conn, note, slug=item.slug, sha=item.sha, now=now)
             readiness.set_status(
                 conn,
                 item.candidate_id,
@@ -495,9 +483,7 @@ class Workflow:
         if item.attempts >= MAX_FAULTED_ATTEMPTS:
             evidence = {"stage": stage, "error": str(err), "attempts": item.attempts}
             if isinstance(err, GitError):
-                evidence.update(
-                    blocked.git_failure_evidence(err.command, err.stderr, secrets=self._secrets())
-                )
+                evidence.update(git_failure_evidence(err.command, err.stderr, secrets=self._secrets()))
             return await self.block(item, ReasonCode.GIT_ERROR, evidence, main_sha=None)
         lease = await self.guard()
         now = self._now()

@@ -221,9 +221,10 @@ def followup_folders_evidence(cfg: Config) -> str | None:
 
 def blocked_evidence(cfg: Config) -> str | None:
     """Follow-ups open and resolved (the ``followups`` table) and what is blocked now, with its reason."""
+    from integrator import followup
 
-    def read(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
-        followups = list(conn.execute("SELECT slug, status FROM followups ORDER BY slug"))
+    def read(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[sqlite3.Row]]:
+        followups = followup.records(conn)
         blocked = list(
             conn.execute(
                 "SELECT c.slug, q.block_reason FROM queue q JOIN candidates c ON c.id = q.candidate_id"
@@ -236,7 +237,7 @@ def blocked_evidence(cfg: Config) -> str | None:
         followups, blocked = read_store(cfg.db, read)
     except StoreUnavailable as err:
         return None if err.absent else err.message
-    open_ = [str(r["slug"]) for r in followups if r["status"] == "open"]
+    open_ = [slug for slug, status in followups if status == "open"]
     resolved = len(followups) - len(open_)
     text = f"follow-ups in the store: {len(open_)} open" + (f" ({', '.join(open_)})" if open_ else "")
     text += f", {resolved} resolved"

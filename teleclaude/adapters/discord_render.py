@@ -247,7 +247,7 @@ def _compact(value: Any) -> str:
 
 
 # The attached evidence file is at most this big (Discord takes 10 MiB from a bot); the store keeps
-# its texts within blocked.py's own caps, so this is only reached by many long sections together.
+# its texts within integrator.blocked's own caps, so this is only reached by many long sections together.
 EVIDENCE_FILE_MAX_BYTES = 1_000_000
 
 

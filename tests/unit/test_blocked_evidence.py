@@ -6,12 +6,24 @@ import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integrator import blocked, git
+from integrator import git
+from integrator.blocked import conflicts, remedy
+from integrator.blocked.evidence import (
+    LOG_FULL_MAX_CHARS,
+    LOG_TAIL_CHARS,
+    LOG_TAIL_LINES,
+    STDERR_TAIL_LINES,
+    git_failure_evidence,
+    verify_evidence,
+)
+from integrator.blocked.hunks import extract_hunks
+from integrator.blocked.text import REDACTED, tail_text, trim_text
 from integrator.errors import GitError, InvalidInput
 from integrator.reasons import REASON_CODES
 
@@ -83,7 +95,7 @@ async def test_content_conflict_gives_paths_hunks_and_the_three_shas(tmp_path: P
         {"src/app.py": base.replace(b"line 10\n", b"line 10 from main\n")},
         {"src/app.py": base.replace(b"line 10\n", b"line 10 from feat\n"), "README.md": b"feat readme\n"},
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
 
@@ -119,7 +131,7 @@ async def test_separate_conflicts_in_one_file_are_separate_regions(tmp_path: Pat
     main = base.replace(b"line 5\n", b"main 5\n").replace(b"line 30\n", b"main 30\n")
     feat = base.replace(b"line 5\n", b"feat 5\n").replace(b"line 30\n", b"feat 30\n")
     repo, _, main_sha, feat_sha = conflicting(tmp_path, {"f.txt": base}, {"f.txt": main}, {"f.txt": feat})
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     headers = [ln for ln in ev["hunks"]["f.txt"].splitlines() if ln.startswith("@@")]
@@ -135,7 +147,7 @@ async def test_binary_conflict_is_described_not_dumped(tmp_path: Path) -> None:
         {"logo.png": b"\x89PNG\x00main\xff"},
         {"logo.png": b"\x89PNG\x00feat\xfe"},
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["conflicted_paths"] == ["logo.png"]
@@ -152,7 +164,7 @@ async def test_deleted_on_main_modified_by_candidate(tmp_path: Path) -> None:
         {"old.cfg": None},
         {"old.cfg": b"a = 2\n"},
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["conflicted_paths"] == ["old.cfg"]
@@ -166,7 +178,7 @@ async def test_modified_on_main_deleted_by_candidate(tmp_path: Path) -> None:
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"old.cfg": b"a = 1\n"}, {"old.cfg": b"a = 3\n"}, {"old.cfg": None}
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["kinds"]["old.cfg"] == "modified on main, deleted by the candidate"
@@ -177,7 +189,7 @@ async def test_modify_delete_wording_names_the_configured_branch(tmp_path: Path)
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"old.cfg": b"a = 1\n"}, {"old.cfg": None}, {"old.cfg": b"a = 2\n"}
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="trunk", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["kinds"]["old.cfg"] == "deleted on trunk, modified by the candidate"
@@ -193,7 +205,7 @@ async def test_awkward_paths_are_keyed_exactly(tmp_path: Path) -> None:
         dict.fromkeys(names, b"main\n"),
         dict.fromkeys(names, b"feat\n"),
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert sorted(ev["conflicted_paths"]) == sorted(names)
@@ -210,13 +222,13 @@ async def test_thirty_conflicted_paths_keep_the_list_and_cap_the_hunks(tmp_path:
         dict.fromkeys(names, b"x = 1\n"),
         dict.fromkeys(names, b"x = 2\n"),
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["conflicted_paths"] == names
-    assert list(ev["hunks"]) == names[: blocked.HUNK_MAX_PATHS]
-    assert list(ev["hunks_full"]) == names[: blocked.HUNK_MAX_PATHS]
-    assert ev["omitted_paths"] == 30 - blocked.HUNK_MAX_PATHS
+    assert list(ev["hunks"]) == names[: conflicts.HUNK_MAX_PATHS]
+    assert list(ev["hunks_full"]) == names[: conflicts.HUNK_MAX_PATHS]
+    assert ev["omitted_paths"] == 30 - conflicts.HUNK_MAX_PATHS
     assert len(ev["messages"]) == 30
 
 
@@ -227,12 +239,12 @@ async def test_a_huge_conflict_is_trimmed_and_kept_in_full(tmp_path: Path) -> No
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"big.txt": base}, {"big.txt": main}, {"big.txt": feat}
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     trimmed, full = ev["hunks"]["big.txt"], ev["hunks_full"]["big.txt"]
-    assert len(trimmed) <= blocked.HUNK_MAX_CHARS
-    assert len(trimmed.split("\n")) <= blocked.HUNK_MAX_LINES
+    assert len(trimmed) <= conflicts.HUNK_MAX_CHARS
+    assert len(trimmed.split("\n")) <= conflicts.HUNK_MAX_LINES
     assert re.search(r"… \d+ more lines$", trimmed)
     assert "feat 300" in full and "main says a fairly long line of text 300" in full
     assert full.startswith(trimmed.rsplit("\n", 1)[0].removesuffix("…"))
@@ -242,7 +254,7 @@ async def test_clean_merge_has_no_conflicts(tmp_path: Path) -> None:
     repo, _, main_sha, feat_sha = conflicting(
         tmp_path, {"a": b"1\n", "b": b"1\n"}, {"a": b"2\n"}, {"b": b"2\n"}
     )
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30
     )
     assert ev["conflicted_paths"] == [] and ev["hunks"] == {}
@@ -252,12 +264,12 @@ async def test_clean_merge_has_no_conflicts(tmp_path: Path) -> None:
 async def test_unknown_sha_is_a_git_error_and_a_bad_one_invalid_input(tmp_path: Path) -> None:
     repo, _, main_sha, _ = conflicting(tmp_path, {"a": b"1\n"}, {"a": b"2\n"}, {"a": b"3\n"})
     with pytest.raises(GitError) as err:
-        await blocked.conflict_evidence(
+        await conflicts.conflict_evidence(
             repo.path, main_branch="main", main_sha=main_sha, candidate_sha="f" * 40, timeout=30
         )
     assert err.value.command[:2] == ["git", "merge-tree"]
     with pytest.raises(InvalidInput, match="candidate_sha"):
-        await blocked.conflict_evidence(
+        await conflicts.conflict_evidence(
             repo.path, main_branch="main", main_sha=main_sha, candidate_sha="--output=x", timeout=30
         )
 
@@ -266,7 +278,7 @@ async def test_an_exhausted_time_budget_still_gives_the_paths(tmp_path: Path) ->
     repo, _, main_sha, feat_sha = conflicting(tmp_path, {"a": b"1\n"}, {"a": b"2\n"}, {"a": b"3\n"})
     ticks = itertools.count(0.0, 100.0)  # every reading of the clock is 100 s after the last
     clock: Callable[[], float] = lambda: next(ticks)  # noqa: E731
-    ev = await blocked.conflict_evidence(
+    ev = await conflicts.conflict_evidence(
         repo.path, main_branch="main", main_sha=main_sha, candidate_sha=feat_sha, timeout=30, clock=clock
     )
     assert ev["conflicted_paths"] == ["a"]
@@ -278,7 +290,7 @@ async def test_an_exhausted_time_budget_still_gives_the_paths(tmp_path: Path) ->
 
 def test_extract_hunks_ignores_marker_lookalikes_outside_conflicts() -> None:
     text = "Title\n=======\n\nbody\n<<<<<<< ours\nA\n=======\nB\n>>>>>>> theirs\ntail\n"
-    out = blocked.extract_hunks(text, context=1)
+    out = extract_hunks(text, context=1)
     assert out.splitlines() == [
         "@@ lines 4-10 @@",
         "body",
@@ -289,7 +301,7 @@ def test_extract_hunks_ignores_marker_lookalikes_outside_conflicts() -> None:
         ">>>>>>> theirs",
         "tail",
     ]
-    assert blocked.extract_hunks("no conflict\n=======\n") == ""
+    assert extract_hunks("no conflict\n=======\n") == ""
 
 
 def test_extract_hunks_nested_markers_end_at_the_matching_length() -> None:
@@ -311,13 +323,13 @@ def test_extract_hunks_nested_markers_end_at_the_matching_length() -> None:
             "after 4",
         ]
     )
-    out = blocked.extract_hunks(text, context=3)
+    out = extract_hunks(text, context=3)
     assert out.splitlines()[0] == "@@ lines 1-13 @@"
     assert out.splitlines()[-1] == "after 3"
 
 
 def test_extract_hunks_unterminated_conflict_runs_to_the_end() -> None:
-    out = blocked.extract_hunks("a\n<<<<<<< ours\nb\nc", context=0)
+    out = extract_hunks("a\n<<<<<<< ours\nb\nc", context=0)
     assert out.splitlines() == ["@@ lines 2-4 @@", "<<<<<<< ours", "b", "c"]
 
 
@@ -325,22 +337,22 @@ def test_extract_hunks_unterminated_conflict_runs_to_the_end() -> None:
 
 
 def test_trim_keeps_short_text_and_marks_what_it_cut() -> None:
-    assert blocked.trim_text("a\nb", max_lines=5, max_chars=100) == "a\nb"
-    out = blocked.trim_text("\n".join(str(i) for i in range(100)), max_lines=10, max_chars=1000)
+    assert trim_text("a\nb", max_lines=5, max_chars=100) == "a\nb"
+    out = trim_text("\n".join(str(i) for i in range(100)), max_lines=10, max_chars=1000)
     assert out.split("\n") == [str(i) for i in range(9)] + ["… 91 more lines"]
-    tail = blocked.tail_text("\n".join(str(i) for i in range(100)), max_lines=10, max_chars=1000)
+    tail = tail_text("\n".join(str(i) for i in range(100)), max_lines=10, max_chars=1000)
     assert tail.split("\n") == ["… 91 earlier lines"] + [str(i) for i in range(91, 100)]
 
 
 def test_trim_cuts_one_enormous_line_but_keeps_its_start() -> None:
-    out = blocked.trim_text("x" * 10_000, max_lines=60, max_chars=1500)
+    out = trim_text("x" * 10_000, max_lines=60, max_chars=1500)
     assert len(out) <= 1500
     assert out.startswith("x" * 1000) and out.endswith("… 1 more line")
 
 
 def test_trim_rejects_nonsense_limits() -> None:
     with pytest.raises(ValueError, match="too small"):
-        blocked.trim_text("abc", max_lines=1, max_chars=100)
+        trim_text("abc", max_lines=1, max_chars=100)
 
 
 @settings(max_examples=300, deadline=None)
@@ -352,7 +364,7 @@ def test_trim_rejects_nonsense_limits() -> None:
     from_end=st.booleans(),
 )
 def test_trimmer_never_exceeds_its_limits(text: str, max_lines: int, max_chars: int, from_end: bool) -> None:
-    trim = blocked.tail_text if from_end else blocked.trim_text
+    trim = tail_text if from_end else trim_text
     out = trim(text, max_lines=max_lines, max_chars=max_chars)
     assert len(out) <= max_chars
     assert len(out.split("\n")) <= max_lines
@@ -367,22 +379,22 @@ def test_trimmer_never_exceeds_its_limits(text: str, max_lines: int, max_chars: 
 
 def test_verify_evidence_keeps_the_tail_and_a_capped_full_log() -> None:
     log = "".join(f"\x1b[32mtest {i} ok\x1b[0m\n" for i in range(5000)) + "FAILED test_x - assert 1 == 2\n"
-    ev = blocked.verify_evidence(["pytest", "-q", "tests/"], 1, log)
+    ev = verify_evidence(["pytest", "-q", "tests/"], 1, log)
     assert ev["command"] == ["pytest", "-q", "tests/"] and ev["command_line"] == "pytest -q tests/"
     assert ev["exit_status"] == 1 and ev["timed_out"] is False
     assert ev["log_tail"].endswith("FAILED test_x - assert 1 == 2")
     assert ev["log_tail"].startswith("… ")
-    assert len(ev["log_tail"]) <= blocked.LOG_TAIL_CHARS
-    assert len(ev["log_tail"].split("\n")) <= blocked.LOG_TAIL_LINES
+    assert len(ev["log_tail"]) <= LOG_TAIL_CHARS
+    assert len(ev["log_tail"].split("\n")) <= LOG_TAIL_LINES
     assert "\x1b" not in ev["log_tail"] and "\x1b" not in ev["log_full"]
-    assert len(ev["log_full"]) <= blocked.LOG_FULL_MAX_CHARS + 100
+    assert len(ev["log_full"]) <= LOG_FULL_MAX_CHARS + 100
     assert ev["log_full"].endswith("FAILED test_x - assert 1 == 2\n")
     assert ev["log_lines"] == 5001
 
 
 def test_evidence_never_carries_credentials() -> None:
     token = "s3cr3t-token-value"
-    ev = blocked.git_failure_evidence(
+    ev = git_failure_evidence(
         [
             "git",
             "push",
@@ -398,16 +410,16 @@ def test_evidence_never_carries_credentials() -> None:
     dumped = repr(ev)
     assert token not in dumped and "hunter2" not in dumped
     assert ev["last_line"] == "fatal: unable to access 'https://***@example.invalid/'"
-    assert ev["command"][3] == blocked.REDACTED
-    verify = blocked.verify_evidence(["make", "test"], 2, f"export TOKEN={token}\n", secrets=[token])
+    assert ev["command"][3] == REDACTED
+    verify = verify_evidence(["make", "test"], 2, f"export TOKEN={token}\n", secrets=[token])
     assert token not in repr(verify)
 
 
 def test_git_failure_evidence_tails_long_stderr() -> None:
     stderr = "".join(f"remote: line {i}\n" for i in range(1000)) + "error: failed to push some refs\n"
-    ev = blocked.git_failure_evidence(["git", "push", "origin", "main"], stderr)
+    ev = git_failure_evidence(["git", "push", "origin", "main"], stderr)
     assert ev["stderr"].endswith("error: failed to push some refs")
-    assert len(ev["stderr"].split("\n")) <= blocked.STDERR_TAIL_LINES
+    assert len(ev["stderr"].split("\n")) <= STDERR_TAIL_LINES
     assert ev["stderr_full"].endswith("error: failed to push some refs\n")
 
 
@@ -422,7 +434,7 @@ def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
         "exit_status": 1,
         "last_line": "fatal: the remote end hung up",
     }
-    text = blocked.next_action(
+    text = remedy.next_action(
         code, slug="fix-login", branch="feat/login", evidence=evidence, remote="origin", main_branch="main"
     )
     assert text.endswith(".") and "\n" not in text
@@ -447,12 +459,12 @@ def test_next_action_is_one_specific_sentence_per_code(code: str) -> None:
 
 
 def test_next_action_uses_evidence_details() -> None:
-    moved = blocked.next_action(
+    moved = remedy.next_action(
         "push_rejected", slug="s", branch="b", evidence={"retries": 3}, remote="origin", main_branch="main"
     )
     assert "kept moving" in moved and "integrator resume s" in moved
     tip = "a" * 40
-    moved_on = blocked.next_action(
+    moved_on = remedy.next_action(
         "branch_moved",
         slug="s",
         branch="b",
@@ -462,10 +474,10 @@ def test_next_action_uses_evidence_details() -> None:
     )
     assert f"--sha {tip}" in moved_on
     sha = "b" * 40
-    assert f"git push origin {sha}:refs/heads/b" in blocked.next_action(
+    assert f"git push origin {sha}:refs/heads/b" in remedy.next_action(
         "not_reachable", slug="s", branch="b", evidence={"sha": sha}, remote="origin", main_branch="main"
     )
-    many = blocked.next_action(
+    many = remedy.next_action(
         "merge_conflict",
         slug="s",
         branch="b",
@@ -477,7 +489,7 @@ def test_next_action_uses_evidence_details() -> None:
 
 
 def test_next_action_quotes_shell_metacharacters_in_branch_names() -> None:
-    text = blocked.next_action(
+    text = remedy.next_action(
         "merge_conflict", slug="s", branch="feat/$(rm)x;y", evidence={}, remote="origin", main_branch="main"
     )
     assert "git switch 'feat/$(rm)x;y'" in text
@@ -485,16 +497,45 @@ def test_next_action_quotes_shell_metacharacters_in_branch_names() -> None:
 
 def test_unknown_reason_code_is_refused() -> None:
     with pytest.raises(InvalidInput, match="reason_code"):
-        blocked.next_action(
-            "exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main"
-        )
+        remedy.next_action("exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
     with pytest.raises(InvalidInput, match="reason_code"):
-        blocked.plan_steps("exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
+        remedy.plan_steps("exploded", slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
 
 
 @pytest.mark.parametrize("code", REASON_CODES)
 def test_every_plan_ends_by_confirming_the_integration(code: str) -> None:
-    steps = blocked.plan_steps(code, slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
+    steps = remedy.plan_steps(code, slug="s", branch="b", evidence={}, remote="origin", main_branch="main")
     assert len(steps) >= 3
     assert steps[-1].commands == ("integrator status | grep -F -- s",)
     assert all(cmd.strip() for step in steps for cmd in step.commands)
+
+
+_SPAN_RE = re.compile(r"`([^`]+)`")
+_EVIDENCES: list[dict[str, Any]] = [
+    {},
+    {"conflicted_paths": ["a.py"], "command_line": "pytest -q", "exit_status": 1, "last_line": "fatal: x"},
+    {"retries": 3, "branch_tip": "a" * 40, "sha": "b" * 40, "timed_out": True},
+]
+
+
+@pytest.mark.parametrize("evidence", _EVIDENCES)
+@pytest.mark.parametrize("code", REASON_CODES)
+def test_the_sentence_and_the_checklist_come_from_one_remedy(code: str, evidence: dict[str, Any]) -> None:
+    """Every command the next action names is a command of the checklist (or consecutive ones joined
+    with ``&&``): the two forms of the fix cannot drift apart."""
+    fix = remedy.remedy(code, slug="s", branch="b", evidence=evidence, remote="origin", main_branch="main")
+    commands = [cmd for step in fix.steps for cmd in step.commands]
+    joined = {
+        " && ".join(commands[i:j]) for i in range(len(commands)) for j in range(i + 1, len(commands) + 1)
+    }
+    spans = [s for s in _SPAN_RE.findall(fix.action) if " " in s]  # commands, not a bare path or name
+    assert spans, fix.action
+    for span in spans:
+        assert span in joined, (span, commands)
+    assert fix.action == remedy.next_action(
+        code, slug="s", branch="b", evidence=evidence, remote="origin", main_branch="main"
+    )
+    steps = remedy.plan_steps(
+        code, slug="s", branch="b", evidence=evidence, remote="origin", main_branch="main"
+    )
+    assert steps[:-1] == list(fix.steps)

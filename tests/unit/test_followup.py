@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from integrator import followup
 from integrator import followup_template as tpl
-from integrator.blocked import next_action
+from integrator.blocked.remedy import next_action
 from integrator.errors import InvalidInput
 from integrator.followup import RoadmapError, resolve_followup, write_followup
 from integrator.reasons import REASON_CODES

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from integrator import followup_template, reasons
+from integrator.blocked import remedy
 from integrator.errors import InvalidInput
 from integrator.events import IntegrationBlocked
 from integrator.reasons import REASON_CODES, ReasonCode, ResumeWhen
@@ -16,6 +17,7 @@ from teleclaude.adapters import discord_render
 
 TABLES: dict[str, Any] = {
     "reasons.REASONS": reasons.REASONS,
+    "blocked.remedy.REMEDIES": remedy.REMEDIES,
     "discord_render.REASONS": discord_render.REASONS,
 }
 
