@@ -60,7 +60,13 @@ async def test_rows_round_trip_and_a_repeat_block_counts(tmp_path: Path) -> None
         )
         assert gone is None
         row = await store.read(lambda c: followup.record_of(c, "feat-a"))
-        assert row == {"todo_slug": note.slug, "path": str(note.path), "status": "open", "blocked_count": 2}
+        assert row is not None
+        assert row.model_dump() == {
+            "todo_slug": note.slug,
+            "path": str(note.path),
+            "status": "open",
+            "blocked_count": 2,
+        }
 
         await store.write(lambda c: followup.record_resolved(c, "feat-a", now=LATER))
         await store.write(lambda c: followup.record_resolved(c, "never-blocked", now=LATER))
