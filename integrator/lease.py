@@ -47,8 +47,8 @@ def _gone_local_holder(conn: sqlite3.Connection, key: str) -> str | None:
     row = one(conn, "SELECT holder, token, holder_started FROM leases WHERE key = ?", (key,))
     if row is None or row["token"] is None or row["holder"] is None or row["holder_started"] is None:
         return None
-    pid = procs.local_pid(row["holder"])
-    if pid is None or procs.alive(pid, row["holder_started"]):
+    holder = procs.Holder.from_name(row["holder"], row["holder_started"])
+    if holder is None or not holder.local or holder.alive():
         return None
     return str(row["token"])
 
@@ -65,7 +65,7 @@ def acquire(
     """Take the lease if it is free, expired, or held by a same-host process that is gone.
 
     Each acquisition increments the fencing counter. ``started`` is the caller's process start
-    stamp (``procs.own_stamp``); with it, the next process on this host can tell this one died.
+    stamp (``procs.Holder.stamp``); with it, the next process on this host can tell this one died.
     """
     token = uuid.uuid4().hex
     row = one(

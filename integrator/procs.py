@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -65,12 +66,47 @@ def own_stamp() -> str | None:
     return start_stamp(os.getpid())
 
 
-def local_pid(holder: str) -> int | None:
-    """The pid in a ``<this host>:<pid>`` holder name (the default), else None (another host, a custom name)."""
-    host, sep, pid = holder.rpartition(":")
-    if not sep or host != socket.gethostname() or not pid.isdigit():
-        return None
-    return int(pid)
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the lease or runs a verify: host, pid and the pid's start stamp, made in one place.
+
+    The lease row keeps :attr:`name` and the stamp (a successor on this host sees the holder die),
+    a verify record the pid and the stamp (a successor kills what it left), and each commit on main
+    names :attr:`trailer` as ``Integrated-By``.
+    """
+
+    host: str
+    pid: int
+    stamp: str | None
+
+    @classmethod
+    def me(cls) -> Holder:
+        return cls(socket.gethostname(), os.getpid(), own_stamp())
+
+    @classmethod
+    def from_name(cls, name: str, stamp: str | None = None) -> Holder | None:
+        """The holder a lease row names as ``<host>:<pid>`` (the default); None for a chosen name."""
+        host, sep, pid = name.rpartition(":")
+        if not sep or not host or not pid.isdigit():
+            return None
+        return cls(host, int(pid), stamp)
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+    @property
+    def trailer(self) -> str:
+        return f"teleclaude-integrator@{self.host}"
+
+    @property
+    def local(self) -> bool:
+        """On this host, where its process can be seen to run or not."""
+        return self.host == socket.gethostname()
+
+    def alive(self) -> bool:
+        """True while the process still runs (meaningful for a :attr:`local` holder only)."""
+        return alive(self.pid, self.stamp)
 
 
 def working_in(paths: Sequence[Path]) -> list[int]:

@@ -51,7 +51,8 @@ class VerifyRecord:
         records = _records_dir(self.state_dir)
         records.mkdir(parents=True, exist_ok=True)
         self.path = records / f"{self.workdir.name}.json"
-        self.data = {"workdir": str(self.workdir), "runner": os.getpid(), "runner_stamp": procs.own_stamp()}
+        me = procs.Holder.me()
+        self.data = {"workdir": str(self.workdir), "runner": me.pid, "runner_stamp": me.stamp}
         self._write()
 
     def started(self, pid: int) -> None:

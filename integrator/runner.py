@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -54,10 +52,6 @@ STORE_BUSY_PAUSE_S = 1.0
 ONCE_FAULT_LIMIT = 3
 
 
-def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class Runner:
     def __init__(
         self,
@@ -71,7 +65,8 @@ class Runner:
     ) -> None:
         self.cfg = cfg
         self.store = store
-        self.holder = holder or default_holder()
+        me = procs.Holder.me()
+        self.holder = holder or me.name
         self.clock = clock
         self.force_shadow = force_shadow
         self.lease: leases.Lease | None = None
@@ -82,7 +77,7 @@ class Runner:
         self.faults_in_a_row = 0
         self.last_fault: str | None = None
         self.pipeline: pipeline.Pipeline | None = None
-        self._started = procs.own_stamp()
+        self._started = me.stamp
         self._remote_fenced = False
 
     def _epoch(self) -> float:
@@ -149,7 +144,8 @@ class Runner:
             if current is not None:
                 holder, expires_at = current
                 wait = min(wait, max(0.0, expires_at - self._epoch()) + EXPIRY_SLACK_S)
-                if procs.local_pid(holder) is not None:
+                named = procs.Holder.from_name(holder)
+                if named is not None and named.local:
                     wait = min(wait, LOCAL_HOLDER_CHECK_S)
             await sleep_or_stop(stop, wait)
         return None

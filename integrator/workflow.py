@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from integrator import (
     outbox,
     phases,
     pipeline,
+    procs,
     queue,
     readiness,
     safety,
@@ -319,7 +319,7 @@ class Workflow:
         return commit_message(self.cfg, item, self._holder())
 
     def _holder(self) -> str:
-        return f"teleclaude-integrator@{os.uname().nodename}"
+        return procs.Holder.me().trailer
 
     # --- outcomes: each one transaction -------------------------------------------------------------
 
