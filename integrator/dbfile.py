@@ -15,14 +15,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
+from integrator import readonly
 from integrator.errors import StoreError
 
 # "TCLI" in ASCII: teleclaude-integrator.
 APPLICATION_ID = 0x54434C49
 # Tables every schema version of ours has had: a database from before the mark is recognised by them.
 CORE_TABLES = frozenset({"events", "candidates", "queue", "leases", "settings", "outbox"})
+# sqlite3's default: the pre-check may wait out another process rolling a hot journal back.
+_CHECK_TIMEOUT_S = 5.0
 
 
 def check(path: Path, schema_version: int) -> bool:
@@ -78,8 +80,7 @@ def _look(path: Path, hot_journal: bool) -> tuple[int, int, frozenset[str], str]
     # With a hot journal the file alone is mid-transaction: it is classified as it stands (immutable),
     # and its integrity is judged after SQLite has rolled the journal back on the read-write open.
     wal = Path(f"{path}-wal").exists()
-    immutable = "" if wal else "&immutable=1"
-    ro = sqlite3.connect(f"file:{quote(str(path))}?mode=ro{immutable}", uri=True)
+    ro = readonly.connect(path, immutable=not wal, timeout=_CHECK_TIMEOUT_S)
     # Damaged pages can put bytes that are not UTF-8 into names and messages.
     ro.text_factory = lambda raw: raw.decode("utf-8", "replace")
     try:

@@ -30,9 +30,12 @@ class StoreUnavailable(Exception):
         self.uninitialised = uninitialised
 
 
-def _connect(db: Path, *, immutable: bool) -> sqlite3.Connection:
+def connect(db: Path, *, immutable: bool, timeout: float = _READ_TIMEOUT_S) -> sqlite3.Connection:
+    """The one read-only opener (this module's snapshots, the store's pre-check in ``dbfile``): a
+    ``mode=ro`` URI never creates the file; ``immutable`` also creates no -wal/-shm beside it, for a
+    file no connection has open (no -wal)."""
     flags = "&immutable=1" if immutable else ""
-    conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro{flags}", uri=True, timeout=_READ_TIMEOUT_S)
+    conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro{flags}", uri=True, timeout=timeout)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -67,7 +70,7 @@ def read_store(db: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
     last: sqlite3.Error | None = None
     for immutable in attempts:
         try:
-            with closing(_connect(db, immutable=immutable)) as conn:
+            with closing(connect(db, immutable=immutable)) as conn:
                 conn.execute("BEGIN")
                 try:
                     _check_schema(conn, db)
