@@ -17,7 +17,7 @@ from discord import app_commands
 from integrator import cutover
 from integrator.service import Integrator
 from teleclaude.adapters import discord_replies as replies
-from teleclaude.adapters.discord_adapter import DiscordAdapter, MessageSpec, actor, role_names
+from teleclaude.adapters.discord_adapter import DiscordAdapter, MessageSpec, actor, has_role
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ class IntegrateGroup(app_commands.Group):
 
     async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         command = interaction.command
-        if command is not None and command.extras.get("admin"):
-            roles = role_names(interaction.user)
-            if roles is None or self.admin_role not in roles:
-                raise NotAdmin(self.admin_role, command.name)
+        if command is None or not command.extras.get("admin"):
+            return True
+        if not has_role(interaction.user, self.admin_role):
+            raise NotAdmin(self.admin_role, command.name)
         return True
 
     async def _reply(self, interaction: discord.Interaction[Any], spec: MessageSpec) -> None:
@@ -108,10 +108,9 @@ class IntegrateGroup(app_commands.Group):
         self, interaction: discord.Interaction[Any], slug: str, reason: app_commands.Range[str, 1, 500]
     ) -> None:
         who = actor(interaction.user)
-        roles = role_names(interaction.user) or ()
         # The worker that emitted the candidate may withdraw it when the bot knows them: its
         # finalize_ready names the same Discord identity the bot records for this member.
-        if self.admin_role not in roles and await self.integ.emitted_by(slug) != who:
+        if not has_role(interaction.user, self.admin_role) and await self.integ.emitted_by(slug) != who:
             raise NotAdmin(self.admin_role, "withdraw")
         result = await self.integ.withdraw(slug, who, reason)
         await self._reply(interaction, replies.withdrawn(result))

@@ -136,6 +136,12 @@ def role_names(user: object) -> tuple[str, ...] | None:
     return tuple(str(getattr(r, "name", "")) for r in roles)
 
 
+def has_role(user: object, role: str) -> bool:
+    """The one role check (admin commands, Resume, withdraw, launcher): a guild member holding ``role``."""
+    roles = role_names(user)
+    return roles is not None and role in roles
+
+
 class DiscordAdapter:
     """Renders notifications, posts them, and answers the Resume and launcher buttons."""
 
@@ -355,14 +361,15 @@ class DiscordAdapter:
         )
 
     async def on_resume_click(self, interaction: discord.Interaction[Any], slug: str) -> None:
-        roles = role_names(interaction.user)
-        if roles is None or self.admin_role not in roles:
+        if not has_role(interaction.user, self.admin_role):
             await self._reply(
                 interaction,
-                f"Sorry, only members with the **{escape(self.admin_role)}** role can resume a blocked "
-                f"candidate. Ask one of them to resume **{slug}**.",
+                discord_replies.only_role(
+                    self.admin_role, "resume a blocked candidate", f"Ask one of them to resume **{slug}**."
+                ),
             )
             return
+        roles = role_names(interaction.user) or ()
         handler = self.resume_handler
         if handler is None:
             await self._reply(
@@ -396,12 +403,8 @@ class DiscordAdapter:
                 interaction, f"Sorry, **{escape(launch_label(agent.name))}** is disabled right now."
             )
             return
-        roles = role_names(interaction.user)
-        if self.launch_role and (roles is None or self.launch_role not in roles):
-            await self._reply(
-                interaction,
-                f"Sorry, only members with the **{escape(self.launch_role)}** role can start sessions.",
-            )
+        if self.launch_role and not has_role(interaction.user, self.launch_role):
+            await self._reply(interaction, discord_replies.only_role(self.launch_role, "start sessions"))
             return
         launcher = self.launcher
         if launcher is None:

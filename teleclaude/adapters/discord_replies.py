@@ -299,10 +299,20 @@ def refused(command: str, message: object) -> MessageSpec:
     return MessageSpec(clip(f"🚫 `{COMMAND} {command}`: {core_text(message)}", CONTENT_MAX))
 
 
+def only_role(role: str, action: str, then: str = "") -> str:
+    """The one wording of a refusal for a missing role: slash commands, the Resume button, the launcher."""
+    return f"Sorry, only members with the **{escape(role)}** role can {action}." + (
+        f" {then}" if then else ""
+    )
+
+
 def not_admin(role: str, command: str) -> MessageSpec:
     return MessageSpec(
-        f"Sorry, only members with the **{escape(role)}** role can use `{COMMAND} {command}`. "
-        "Ask one of them, or use the read-only commands (status, queue, history, shadow-report)."
+        only_role(
+            role,
+            f"use `{COMMAND} {command}`",
+            "Ask one of them, or use the read-only commands (status, queue, history, shadow-report).",
+        )
     )
 
 
