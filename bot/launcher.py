@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from integrator.config import AgentConfig
+from integrator.config import TOKEN_ENV, AgentConfig
 from teleclaude.adapters.discord_adapter import LaunchError, LaunchUser, agent_key
 
 log = logging.getLogger(__name__)
 
 # Never handed to an agent: the bot's own credentials.
-SECRET_ENV = frozenset({"DISCORD_TOKEN"})
+SECRET_ENV = frozenset({TOKEN_ENV})
 
 
 class SubprocessLauncher:
