@@ -333,7 +333,7 @@ async def _on_connection_thread(conn: aiosqlite.Connection, fn: Callable[..., An
     no call that runs a function on its thread, only one ``await`` per statement. A step as one
     synchronous function keeps its ``BEGIN IMMEDIATE … COMMIT`` whole: no other coroutine sharing the
     connection can slip a statement into the open transaction between two awaits, and a 12-statement
-    emit costs one hop, not 14 (bench/store_api.py: the public API runs such steps at 0.08× the rate
+    emit costs one hop, not 14 (bench/store_api.py: the public API runs such steps at 0.08-0.1× the rate
     once the fsync is taken out). Checked against aiosqlite 0.22.1 (pinned); docs/architecture.md.
     """
     return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
