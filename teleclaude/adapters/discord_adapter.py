@@ -55,6 +55,7 @@ __all__ = [
     "ResumeHandler",
     "actor",
     "agent_key",
+    "has_role",
     "launch_label",
     "render",
     "role_names",
