@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from integrator.errors import DuplicateConflict
 from integrator.events import CONTENT_CHECKED, Event, content_of, iso
+from integrator.models import JournalEntry
 from integrator.store import one, rows
 
 
@@ -49,7 +50,7 @@ def append(conn: sqlite3.Connection, event: Event) -> Appended:
     return Appended(event, "stored", int(cur.lastrowid or 0))
 
 
-def recent(conn: sqlite3.Connection, limit: int, types: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def recent(conn: sqlite3.Connection, limit: int, types: tuple[str, ...] = ()) -> list[JournalEntry]:
     where = f"WHERE type IN ({','.join('?' * len(types))})" if types else ""
     found = rows(
         conn,
@@ -57,12 +58,12 @@ def recent(conn: sqlite3.Connection, limit: int, types: tuple[str, ...] = ()) ->
         (*types, limit),
     )
     return [
-        {
-            "seq": r["seq"],
-            "event_id": r["event_id"],
-            "type": r["type"],
-            "received_at": r["received_at"],
-            "payload": json.loads(r["payload"]),
-        }
+        JournalEntry(
+            seq=r["seq"],
+            event_id=r["event_id"],
+            type=r["type"],
+            received_at=r["received_at"],
+            payload=json.loads(r["payload"]),
+        )
         for r in found
     ]

@@ -159,6 +159,20 @@ class Stall(Model):
     queue_length: int
 
 
+class JournalEntry(Model):
+    """One event of the journal as stored; ``payload`` is the event's model (``events.py``) as JSON."""
+
+    seq: int
+    event_id: str
+    type: str
+    received_at: str
+    payload: dict[str, Any]
+
+    def flat(self) -> dict[str, Any]:
+        """``type`` beside the payload's fields: the one mapping the outcome lines read."""
+        return {"type": self.type, **self.payload}
+
+
 class Status(Model):
     mode: str
     mode_since: str | None

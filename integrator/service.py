@@ -22,6 +22,7 @@ from integrator.journal import Appended
 from integrator.models import (
     BlockedEntry,
     EmittedCandidate,
+    JournalEntry,
     ModeRecord,
     ParityReport,
     PauseRecord,
@@ -138,10 +139,10 @@ class Integrator:
             clock=self.clock,
         )
 
-    async def events(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def events(self, limit: int = 50) -> list[JournalEntry]:
         return await self.store.read(lambda c: journal.recent(c, limit))
 
-    async def history(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def history(self, limit: int = 20) -> list[JournalEntry]:
         types = ("integration_completed", "integration_blocked", "superseded")
         return await self.store.read(lambda c: journal.recent(c, limit, types))
 

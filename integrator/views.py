@@ -159,7 +159,7 @@ def status(
         queue=queue_view(conn),
         blocked=blocked_view(conn),
         candidates=[CandidateView(**c.as_dict()) for c in readiness.listing(conn)],
-        recent_outcomes=[{"type": o["type"], **o["payload"]} for o in outcomes],
+        recent_outcomes=[o.flat() for o in outcomes],
         fault=FaultRecord(**fault) if fault else None,
         outbox=outbox.backlog(conn),
         repo=str(cfg.repo),

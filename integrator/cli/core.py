@@ -121,9 +121,9 @@ def events_cmd(ctx: click.Context, as_json: bool, limit: int) -> None:
         echo_json(data)
         return
     for e in data:
-        p = e["payload"]
+        p = e.payload
         ident = " ".join(str(p[k]) for k in ("slug", "branch") if k in p)
-        click.echo(f"{e['seq']:>6} {e['received_at']} {e['type']:<22} {ident} {str(p.get('sha', ''))[:10]}")
+        click.echo(f"{e.seq:>6} {e.received_at} {e.type:<22} {ident} {str(p.get('sha', ''))[:10]}")
 
 
 @click.command("history")
@@ -138,7 +138,7 @@ def history_cmd(ctx: click.Context, as_json: bool, limit: int) -> None:
         echo_json(data)
         return
     for e in data:
-        click.echo(f"{e['received_at']}  " + outcome_line({"type": e["type"], **e["payload"]}))
+        click.echo(f"{e.received_at}  " + outcome_line(e.flat()))
 
 
 @click.command("pause")

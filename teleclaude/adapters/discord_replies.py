@@ -14,6 +14,7 @@ from typing import Any
 
 from integrator.models import (
     BlockedEntry,
+    JournalEntry,
     ModeRecord,
     ParityReport,
     PauseRecord,
@@ -211,11 +212,11 @@ def queue(items: Sequence[QueueEntry]) -> MessageSpec:
     return MessageSpec(_bounded(f"📋 **Queue**: {plural(queued, 'candidate')} waiting", lines))
 
 
-def history(events: Sequence[Mapping[str, Any]]) -> MessageSpec:
+def history(events: Sequence[JournalEntry]) -> MessageSpec:
     """``Integrator.history(limit)``: newest first."""
     if not events:
         return MessageSpec("📜 No outcomes yet.")
-    lines = [_outcome_line({"type": e["type"], **e["payload"]}, e.get("received_at")) for e in events]
+    lines = [_outcome_line(e.flat(), e.received_at) for e in events]
     return MessageSpec(_bounded(f"📜 **Last {plural(len(events), 'outcome')}**", lines))
 
 

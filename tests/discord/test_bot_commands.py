@@ -316,8 +316,12 @@ async def test_withdraw_by_an_admin_and_by_the_worker_who_emitted_it(bot_env: Bo
     )
     assert mine == answer(f"🚫 **feat-b** `{b.sha[:10]}` withdrawn (was queued)\nReason: mine, dropping it")
     assert [i.slug for i in await bot_env.integ.queued()] == ["feat-c"] and c.sha
-    events = await bot_env.integ.history(10)
-    assert events is not None
+    # Both withdrawals are in the journal, newest first, with who withdrew and why.
+    withdrawn = [e.payload for e in await bot_env.integ.events(50) if e.type == "candidate_withdrawn"]
+    assert [(p["slug"], p["reason"]) for p in withdrawn] == [
+        ("feat-b", "mine, dropping it"),
+        ("feat-a", "wrong approach"),
+    ]
 
 
 def _hooks_verified(env: BotEnv) -> None:

@@ -170,7 +170,7 @@ async def test_two_connections_see_the_same_truth(tmp_path: Path) -> None:
         )
         await one.write(lambda c: journal.append(c, event))
         seen = await two.read(lambda c: journal.recent(c, 5))
-        assert [e["event_id"] for e in seen] == [event.event_id]
+        assert [e.event_id for e in seen] == [event.event_id]
         assert (await two.write(lambda c: journal.append(c, event))).outcome == "duplicate"
     finally:
         await one.close()

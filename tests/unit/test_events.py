@@ -279,8 +279,8 @@ async def test_journal_stores_once_and_refuses_same_key_other_content(tmp_path: 
         with pytest.raises(DuplicateConflict, match="same identity but different content"):
             await store.write(lambda c: journal.append(c, other))
         stored = await store.read(lambda c: journal.recent(c, 10))
-        assert [e["event_id"] for e in stored] == [first.event_id]
-        assert stored[0]["payload"]["ready_at"].startswith("2026-03-01T12:00:00.123456")
+        assert [e.event_id for e in stored] == [first.event_id]
+        assert stored[0].payload["ready_at"].startswith("2026-03-01T12:00:00.123456")
     finally:
         await store.close()
 

@@ -21,6 +21,7 @@ BLOCKED_KEYS = (QUEUE_KEYS - {"position"}) | {
     "reason_code", "blocked_on_main", "conflicted_paths", "evidence", "hunks", "next_action",
     "blocked_at", "follow_up",
 }  # fmt: skip
+JOURNAL_KEYS = {"seq", "event_id", "type", "received_at", "payload"}  # `events --json`, `history --json`
 CANDIDATE_KEYS = {"slug", "branch", "sha", "status", "ready_at", "reasons", "reason_codes", "superseded_by"}
 
 
@@ -34,6 +35,14 @@ def test_the_json_keys_are_the_ones_scripts_read() -> None:
     assert _keys(models.BlockedEntry) == BLOCKED_KEYS
     assert _keys(models.CandidateView) == CANDIDATE_KEYS
     assert _keys(models.EmittedCandidate) == CANDIDATE_KEYS | {"position"}
+    assert _keys(models.JournalEntry) == JOURNAL_KEYS
+
+
+def test_a_journal_entry_flattens_to_what_the_outcome_lines_read() -> None:
+    entry = models.JournalEntry(
+        seq=3, event_id="e", type="superseded", received_at="t", payload={"slug": "a", "sha": "c"}
+    )
+    assert entry.flat() == {"type": "superseded", "slug": "a", "sha": "c"}
 
 
 def test_echo_json_prints_a_model_as_its_fields(capsys: pytest.CaptureFixture[str]) -> None:
