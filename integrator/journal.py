@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from integrator.errors import DuplicateConflict
 from integrator.events import CONTENT_CHECKED, Event, content_of, iso
@@ -67,3 +67,48 @@ def recent(conn: sqlite3.Connection, limit: int, types: tuple[str, ...] = ()) ->
         )
         for r in found
     ]
+
+
+def payload_field(conn: sqlite3.Connection, event_id: str, field: str) -> str | None:
+    """One field of an event's payload (None if the event or the field is absent, or empty)."""
+    row = one(
+        conn, "SELECT json_extract(payload, '$.' || ?) AS v FROM events WHERE event_id = ?", (field, event_id)
+    )
+    return str(row["v"]) if row and row["v"] else None
+
+
+def approved(conn: sqlite3.Connection, slug: str, sha: str) -> bool:
+    """A review_approved of the slug at this sha was received."""
+    found = one(
+        conn,
+        "SELECT 1 FROM events WHERE type = 'review_approved' AND slug = ? AND sha = ? LIMIT 1",
+        (slug, sha),
+    )
+    return found is not None
+
+
+def latest_approval(conn: sqlite3.Connection, slug: str) -> tuple[str, dict[str, Any]] | None:
+    """(sha, payload) of the slug's newest review_approved, if any."""
+    row = one(
+        conn,
+        "SELECT sha, payload FROM events WHERE type = 'review_approved' AND slug = ? ORDER BY seq DESC LIMIT 1",
+        (slug,),
+    )
+    return (str(row["sha"]), json.loads(row["payload"])) if row else None
+
+
+def pushed(conn: sqlite3.Connection, branch: str, sha: str, remote: str) -> bool:
+    """A branch_pushed of ``branch`` at ``sha`` to ``remote`` was received."""
+    found = one(
+        conn,
+        "SELECT 1 FROM events WHERE type = 'branch_pushed' AND branch = ? AND sha = ?"
+        " AND json_extract(payload, '$.remote') = ? LIMIT 1",
+        (branch, sha, remote),
+    )
+    return found is not None
+
+
+def totals(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    """How many events the journal holds and when the newest was received."""
+    total, newest = conn.execute("SELECT count(*), max(received_at) FROM events").fetchone()
+    return int(total), newest

@@ -158,3 +158,31 @@ def position(conn: sqlite3.Connection, queue_id: int) -> int | None:
         (item["order_at"], item["order_at"], queue_id),
     )
     return int(ahead["n"] if ahead else 0) + 1
+
+
+def record_block(
+    conn: sqlite3.Connection, queue_id: int, *, reason: str, main_sha: str | None, config: str
+) -> None:
+    """What a block was decided against (``resume`` compares them): its reason, main, the config."""
+    conn.execute(
+        "UPDATE queue SET block_reason = ?, block_main = ?, block_config = ? WHERE id = ?",
+        (reason, main_sha, config, queue_id),
+    )
+
+
+def waiting(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    """How many items are queued or in flight, and the oldest change among them."""
+    row = one(
+        conn,
+        "SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM queue WHERE status IN ('queued', 'in_progress')",
+    )
+    return (int(row["n"]), row["oldest"]) if row else (0, None)
+
+
+def last_outcome_at(conn: sqlite3.Connection) -> str | None:
+    """When an item last reached an outcome (integrated, blocked, superseded)."""
+    row = one(
+        conn,
+        "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
+    )
+    return row["at"] if row else None

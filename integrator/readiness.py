@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from integrator import git, notifications, outbox, queue
+from integrator import git, journal, notifications, outbox, queue
 from integrator.errors import GitError
 from integrator.events import Event, FinalizeReady, iso, make_event, utcnow
 from integrator.fetching import Unfetched, fetch_remote
@@ -91,6 +91,67 @@ def newest_for_slug(conn: sqlite3.Connection, slug: str) -> Candidate | None:
         (slug,),
     )
     return _candidate(row) if row else None
+
+
+def touched(conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str) -> list[Candidate]:
+    """The live candidates of these slugs and branches (oldest ready first), then those finished since
+    ``since`` (newest first): what an emit touched.
+
+    Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
+    grow with the number of candidates in the database.
+    """
+    lookups = [
+        (
+            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
+            values,
+        )
+        for column, values in (("slug", slugs), ("branch", branches))
+        if values
+    ]
+    if not lookups:
+        return []
+    found = rows(
+        conn, " UNION ".join(sql for sql, _ in lookups), tuple(v for _, values in lookups for v in values)
+    )
+    live = sorted(
+        (r for r in found if r["status"] in ("waiting", "ready", "blocked")),
+        key=lambda r: (r["ready_at"], r["id"]),
+    )
+    done = sorted(
+        (r for r in found if r["status"] in ("integrated", "superseded") and r["updated_at"] >= since),
+        key=lambda r: (r["updated_at"], -r["id"]),
+        reverse=True,
+    )
+    return [cand for row in [*live, *done] if (cand := get(conn, row["id"])) is not None]
+
+
+def live_for_slug(conn: sqlite3.Connection, slug: str) -> Candidate | None:
+    """The slug's candidate that could still land (newest first), if any."""
+    row = one(
+        conn,
+        "SELECT * FROM candidates WHERE slug = ? AND status IN ('waiting', 'ready', 'blocked')"
+        " ORDER BY ready_at DESC, received_at DESC, finalize_event_id DESC LIMIT 1",
+        (slug,),
+    )
+    return _candidate(row) if row else None
+
+
+def live_slugs(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
+    """Slugs of live candidates starting with ``prefix`` (taken literally), for autocomplete."""
+    found = rows(
+        conn,
+        "SELECT DISTINCT slug FROM candidates WHERE slug LIKE ? ESCAPE '\\'"
+        " AND status IN ('waiting', 'ready', 'blocked') ORDER BY slug LIMIT ?",
+        (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
+    )
+    return [r["slug"] for r in found]
+
+
+def count_by_status(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    return [
+        (str(r[0]), int(r[1]))
+        for r in conn.execute("SELECT status, count(*) FROM candidates GROUP BY status")
+    ]
 
 
 def listing(conn: sqlite3.Connection, *, limit: int = 200) -> list[Candidate]:
@@ -218,35 +279,20 @@ def supersede(conn: sqlite3.Connection, cand: Candidate, by_sha: str, *, now: st
 def db_reasons(conn: sqlite3.Connection, cand: Candidate, *, remote: str) -> list[Reason]:
     """The unmet database conditions: an approval at this sha, a branch_pushed of it (the newest finalize is kept by supersession)."""
     reasons = []
-    approved = one(
-        conn,
-        "SELECT 1 FROM events WHERE type = 'review_approved' AND slug = ? AND sha = ? LIMIT 1",
-        (cand.slug, cand.sha),
-    )
-    if approved is None:
-        latest = one(
-            conn,
-            "SELECT sha, payload FROM events WHERE type = 'review_approved' AND slug = ? ORDER BY seq DESC LIMIT 1",
-            (cand.slug,),
-        )
+    if not journal.approved(conn, cand.slug, cand.sha):
+        latest = journal.latest_approval(conn, cand.slug)
         if latest is None:
             reasons.append(Reason("no_approval", f"no review_approved for {cand.slug} yet"))
         else:
-            rnd = json.loads(latest["payload"]).get("review_round")
+            sha, payload = latest
             reasons.append(
                 Reason(
                     "approval_for_other_sha",
-                    f"review_approved is for {latest['sha'][:10]} (round {rnd}), not for {cand.sha[:10]}: "
-                    "approval does not carry over to a new sha",
+                    f"review_approved is for {sha[:10]} (round {payload.get('review_round')}), not for "
+                    f"{cand.sha[:10]}: approval does not carry over to a new sha",
                 )
             )
-    pushed = one(
-        conn,
-        "SELECT 1 FROM events WHERE type = 'branch_pushed' AND branch = ? AND sha = ?"
-        " AND json_extract(payload, '$.remote') = ? LIMIT 1",
-        (cand.branch, cand.sha, remote),
-    )
-    if pushed is None:
+    if not journal.pushed(conn, cand.branch, cand.sha, remote):
         reasons.append(
             Reason("no_push", f"no branch_pushed for {cand.branch} at {cand.sha[:10]} on {remote}")
         )

@@ -33,7 +33,7 @@ from integrator.models import (
     Withdrawal,
 )
 from integrator.reasons import ReasonCode, ResumeWhen, resume_when
-from integrator.store import Store, rows
+from integrator.store import Store
 
 
 @dataclass
@@ -179,17 +179,7 @@ class Integrator:
 
     async def slugs(self, prefix: str = "", limit: int = 25) -> list[str]:
         """Slugs of live candidates, for autocomplete."""
-
-        def read(conn: sqlite3.Connection) -> list[str]:
-            found = rows(
-                conn,
-                "SELECT DISTINCT slug FROM candidates WHERE slug LIKE ? ESCAPE '\\'"
-                " AND status IN ('waiting', 'ready', 'blocked') ORDER BY slug LIMIT ?",
-                (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
-            )
-            return [r["slug"] for r in found]
-
-        return await self.store.read(read)
+        return await self.store.read(lambda c: readiness.live_slugs(c, prefix, limit))
 
     # --- steering -----------------------------------------------------------------------------------
 
@@ -230,7 +220,7 @@ class Integrator:
         """The worker that announced the slug's live candidate (it may withdraw its own work)."""
 
         def read(conn: sqlite3.Connection) -> str | None:
-            cand = withdraw.live_candidate(conn, slug)
+            cand = readiness.live_for_slug(conn, slug)
             return withdraw.emitted_by(conn, cand) if cand else None
 
         return await self.store.read(read)

@@ -21,6 +21,10 @@ def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
     )
 
 
+def delete(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+
 def mode(conn: sqlite3.Connection, default: str) -> dict[str, Any]:
     """``{mode, since, by, reason, automatic}``; the configured mode until someone changes it."""
     value = get(conn, "mode")

@@ -8,7 +8,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from integrator import followup, journal, outbox, queue, readiness, settings
+from integrator import checkpoint, followup, journal, outbox, queue, readiness, settings
 from integrator import lease as leases
 from integrator.blocked import records
 from integrator.config import Config
@@ -27,7 +27,6 @@ from integrator.models import (
     Stall,
     Status,
 )
-from integrator.store import one, rows
 
 
 def queue_view(conn: sqlite3.Connection) -> list[QueueEntry]:
@@ -63,37 +62,9 @@ def blocked_view(conn: sqlite3.Connection) -> list[BlockedEntry]:
 def candidates_for(
     conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, since: str
 ) -> list[EmittedCandidate]:
-    """What an emit touched: the live candidates of its slugs and branches, then those it finished.
-
-    Found through the slug and branch indexes, never by listing candidates: an emit's cost must not
-    grow with the number of candidates in the database.
-    """
-    lookups = [
-        (
-            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
-            values,
-        )
-        for column, values in (("slug", slugs), ("branch", branches))
-        if values
-    ]
-    if not lookups:
-        return []
-    found = rows(
-        conn, " UNION ".join(sql for sql, _ in lookups), tuple(v for _, values in lookups for v in values)
-    )
-    live = sorted(
-        (r for r in found if r["status"] in ("waiting", "ready", "blocked")),
-        key=lambda r: (r["ready_at"], r["id"]),
-    )
-    done = sorted(
-        (r for r in found if r["status"] in ("integrated", "superseded") and r["updated_at"] >= since),
-        key=lambda r: (r["updated_at"], -r["id"]),
-        reverse=True,
-    )
+    """What an emit touched (:func:`readiness.touched`), each with its queue position."""
     out = []
-    for row in [*live, *done]:
-        cand = readiness.get(conn, row["id"])
-        assert cand is not None
+    for cand in readiness.touched(conn, slugs, branches, since=since):
         item = queue.get_by_candidate(conn, cand.id)
         position = queue.position(conn, item.id) if item else None
         out.append(EmittedCandidate(**cand.as_dict(), position=position))
@@ -130,13 +101,13 @@ def status(
     found = leases.info(conn, leases.MAIN_LEASE, now=now.timestamp())
     in_flight = None
     for item in queue.in_progress(conn):
-        cp = one(conn, "SELECT phase, updated_at FROM checkpoints WHERE queue_id = ?", (item.id,))
+        cp = checkpoint.load(conn, item.id)
         in_flight = InFlight(
             slug=item.slug,
             sha=item.sha,
             branch=item.branch,
-            phase=cp["phase"] if cp else None,
-            since=cp["updated_at"] if cp else None,
+            phase=cp.phase if cp else None,
+            since=cp.updated_at if cp else None,
         )
     outcomes = journal.recent(conn, 10, ("integration_completed", "integration_blocked", "superseded"))
     fault = settings.get(conn, "last_fault")
@@ -173,19 +144,12 @@ def stall(conn: sqlite3.Connection, cfg: Config, now: datetime) -> Stall | None:
     """The queue has items but nothing reached an outcome for the stall limit (a pause is not a stall)."""
     if settings.pause_state(conn) is not None:
         return None
-    waiting = one(
-        conn,
-        "SELECT COUNT(*) AS n, MIN(updated_at) AS oldest FROM queue WHERE status IN ('queued', 'in_progress')",
-    )
-    if waiting is None or not waiting["n"]:
+    length, oldest = queue.waiting(conn)
+    if not length:
         return None
-    progress = one(
-        conn,
-        "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
-    )
-    since = max(str(waiting["oldest"]), str(progress["at"] or "") if progress else "")
+    since = max(str(oldest), queue.last_outcome_at(conn) or "")
     cutoff = iso(now - timedelta(seconds=cfg.stall_limit_s))
     if since >= cutoff:
         return None
     stalled_for = now - datetime.fromisoformat(since)
-    return Stall(since=since, stalled_for_s=int(stalled_for.total_seconds()), queue_length=int(waiting["n"]))
+    return Stall(since=since, stalled_for_s=int(stalled_for.total_seconds()), queue_length=length)

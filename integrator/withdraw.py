@@ -15,11 +15,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from integrator import checkpoint, notifications, outbox, queue, readiness, settings
+from integrator import checkpoint, journal, notifications, outbox, queue, readiness, settings
 from integrator.errors import InvalidInput, Refused
 from integrator.events import check_slug, make_event
 from integrator.journal import append
-from integrator.store import one
 
 REASON_MAX = 500
 # From this checkpoint on, the push may already be on the wire.
@@ -40,25 +39,9 @@ def check_reason(reason: str) -> str:
     return text
 
 
-def live_candidate(conn: sqlite3.Connection, slug: str) -> readiness.Candidate | None:
-    """The slug's candidate that could still land (newest first), if any."""
-    row = one(
-        conn,
-        "SELECT id FROM candidates WHERE slug = ? AND status IN ('waiting', 'ready', 'blocked')"
-        " ORDER BY ready_at DESC, received_at DESC, finalize_event_id DESC LIMIT 1",
-        (slug,),
-    )
-    return readiness.get(conn, int(row["id"])) if row else None
-
-
 def emitted_by(conn: sqlite3.Connection, cand: readiness.Candidate) -> str | None:
     """The ``worker`` of the candidate's finalize_ready (who may withdraw their own work)."""
-    row = one(
-        conn,
-        "SELECT json_extract(payload, '$.worker') AS worker FROM events WHERE event_id = ?",
-        (cand.finalize_event_id,),
-    )
-    return str(row["worker"]) if row and row["worker"] else None
+    return journal.payload_field(conn, cand.finalize_event_id, "worker")
 
 
 def request(conn: sqlite3.Connection, slug: str, *, by: str, reason: str, now: str) -> dict[str, Any]:
@@ -68,7 +51,7 @@ def request(conn: sqlite3.Connection, slug: str, *, by: str, reason: str, now: s
     except ValueError as err:
         raise InvalidInput(f"slug: {err}") from None
     why = check_reason(reason)
-    cand = live_candidate(conn, slug)
+    cand = readiness.live_for_slug(conn, slug)
     if cand is None:
         raise Refused(f"{slug} has no candidate that could still land (nothing to withdraw)")
     item = queue.get_by_candidate(conn, cand.id)
@@ -111,7 +94,7 @@ def finish(
             fencing=fencing,
         )
         checkpoint.delete(conn, item.id)
-        conn.execute("DELETE FROM settings WHERE key = ?", (_key(item.id),))
+        settings.delete(conn, _key(item.id))
     readiness.set_status(
         conn, cand.id, "superseded", readiness.Reason("withdrawn", f"withdrawn by {by}: {reason}"), now=now
     )

@@ -428,10 +428,7 @@ class Workflow:
             queue.transition(
                 conn, item.id, "in_progress", "blocked", reason=reason_code, now=now, fencing=lease.fencing
             )
-            conn.execute(
-                "UPDATE queue SET block_reason = ?, block_main = ?, block_config = ? WHERE id = ?",
-                (reason_code, main_sha, fingerprint, item.id),
-            )
+            queue.record_block(conn, item.id, reason=reason_code, main_sha=main_sha, config=fingerprint)
             records.save(conn, item.id, reason_code, evidence, next_action, now=now)
             followup.record_block(conn, note, slug=item.slug, sha=item.sha, now=now)
             readiness.set_status(

@@ -8,6 +8,7 @@ fails here, naming the file and line.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,60 @@ def test_no_module_over_600_lines() -> None:
     """Small modules, one concept each: a module that grows past the limit is split by concept."""
     sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines()) for p in _paths()}
     assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
+
+
+# Each table belongs to the module of its concept: only that module (and the store's schema) reads it
+# with FROM or writes it. Another module may JOIN it to read a row by key (a queue item carries its
+# candidate's slug), never query or change it on its own.
+TABLE_OWNERS = {
+    "events": "integrator/journal.py",
+    "candidates": "integrator/readiness.py",
+    "queue": "integrator/queue.py",
+    "transitions": "integrator/queue.py",
+    "leases": "integrator/lease.py",
+    "outbox": "integrator/outbox.py",
+    "outbox_cursors": "integrator/outbox.py",
+    "settings": "integrator/settings.py",
+    "faults": "integrator/settings.py",
+    "blocked_evidence": "integrator/blocked/records.py",
+    "followups": "integrator/followup.py",
+    "checkpoints": "integrator/checkpoint.py",
+    "predictions": "integrator/shadow.py",
+}
+SCHEMA = "integrator/store.py"
+_TABLE_USE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)")
+
+
+def _tables_used(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield from ((node.lineno, m) for m in _TABLE_USE.findall(node.value))
+
+
+def _schema_tables() -> set[str]:
+    return set(
+        re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", (ROOT / SCHEMA).read_text(encoding="utf-8"))
+    )
+
+
+def test_every_table_has_one_owner() -> None:
+    assert set(TABLE_OWNERS) == _schema_tables()
+
+
+def test_only_a_tables_owner_queries_or_changes_it() -> None:
+    found = [
+        f"{name}:{line} uses {table} (owned by {TABLE_OWNERS[table]})"
+        for name, tree in _modules(*PACKAGES)
+        if name != SCHEMA
+        for line, table in _tables_used(tree)
+        if table in TABLE_OWNERS and TABLE_OWNERS[table] != name
+    ]
+    assert found == []
+
+
+def test_the_ownership_check_sees_a_violation() -> None:
+    tree = ast.parse(
+        'conn.execute("UPDATE queue SET x = 1")\nrows(conn, f"SELECT * FROM candidates WHERE {c}")\n'
+        'one(conn, "SELECT q.id FROM checkpoints p JOIN queue q ON q.id = p.queue_id")\n'
+    )
+    assert sorted(t for _, t in _tables_used(tree)) == ["candidates", "checkpoints", "queue"]

@@ -46,8 +46,8 @@ def _clip(text: object, limit: int = _REASON_CHARS) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def _counts(pairs: list[sqlite3.Row], order: tuple[str, ...]) -> str:
-    found = {str(r[0]): int(r[1]) for r in pairs}
+def _counts(pairs: list[tuple[str, int]], order: tuple[str, ...]) -> str:
+    found = dict(pairs)
     known = [f"{found.pop(s)} {s}" for s in order if s in found]
     return ", ".join(known + [f"{n} {s}" for s, n in sorted(found.items())])
 
@@ -84,13 +84,10 @@ def safety_evidence(cfg: Config) -> str | None:
 def events_evidence(cfg: Config) -> str | None:
     """How many events the store holds, the newest, and the candidates they project to, by status."""
 
-    def read(conn: sqlite3.Connection) -> tuple[int, str | None, list[sqlite3.Row]]:
-        total, newest = conn.execute("SELECT count(*), max(received_at) FROM events").fetchone()
-        return (
-            int(total),
-            newest,
-            list(conn.execute("SELECT status, count(*) FROM candidates GROUP BY status")),
-        )
+    from integrator import journal, readiness
+
+    def read(conn: sqlite3.Connection) -> tuple[int, str | None, list[tuple[str, int]]]:
+        return (*journal.totals(conn), readiness.count_by_status(conn))
 
     try:
         total, newest, by_status = read_store(cfg.db, read)
@@ -221,17 +218,11 @@ def followup_folders_evidence(cfg: Config) -> str | None:
 
 def blocked_evidence(cfg: Config) -> str | None:
     """Follow-ups open and resolved (the ``followups`` table) and what is blocked now, with its reason."""
-    from integrator import followup
+    from integrator import followup, queue
 
-    def read(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[sqlite3.Row]]:
-        followups = followup.records(conn)
-        blocked = list(
-            conn.execute(
-                "SELECT c.slug, q.block_reason FROM queue q JOIN candidates c ON c.id = q.candidate_id"
-                " WHERE q.status = 'blocked' ORDER BY q.updated_at, q.id"
-            )
-        )
-        return followups, blocked
+    def read(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str | None]]]:
+        blocked = [(item.slug, item.block_reason) for item in queue.by_status(conn, "blocked")]
+        return followup.records(conn), blocked
 
     try:
         followups, blocked = read_store(cfg.db, read)
@@ -242,7 +233,7 @@ def blocked_evidence(cfg: Config) -> str | None:
     text = f"follow-ups in the store: {len(open_)} open" + (f" ({', '.join(open_)})" if open_ else "")
     text += f", {resolved} resolved"
     if blocked:
-        shown = ", ".join(f"{r['slug']}: {r['block_reason'] or 'unknown'}" for r in blocked)
+        shown = ", ".join(f"{slug}: {reason or 'unknown'}" for slug, reason in blocked)
         text += f"; blocked now: {len(blocked)} ({shown})"
     else:
         text += "; blocked now: none"
