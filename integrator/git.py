@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import asyncio
 
 DEFAULT_TIMEOUT_S = 120.0
-_OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# An object id: SHA-1 (40 hex) or SHA-256 (64 hex).
+OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,7 @@ async def unreachable_from(repo: Path, shas: Sequence[str], tip: str, *, timeout
     if not shas:
         return set()
     for sha in (tip, *shas):
-        if not _OID_RE.fullmatch(sha):
+        if not OID_RE.fullmatch(sha):
             raise InvalidInput(f"not an object id: {sha!r}")
     res = await run(
         ["rev-list", "--stdin"], cwd=repo, timeout=timeout, input_text="\n".join([f"^{tip}", *shas]) + "\n"
@@ -379,7 +380,7 @@ async def merge_tree(repo: Path, main_sha: str, sha: str, *, timeout: float) -> 
     head, _, messages = res.stdout.partition("\0\0")
     fields = head.split("\0")
     tree = fields[0].strip()
-    if res.returncode not in (0, 1) or not _OID_RE.fullmatch(tree):
+    if res.returncode not in (0, 1) or not OID_RE.fullmatch(tree):
         # git also exits 1 when it cannot merge at all (no tree written): that is a failure, never a
         # conflict and never "already integrated".
         raise _raise(res.args, res.returncode or 128, res.stderr or res.stdout)

@@ -28,7 +28,6 @@ BLOB_READ_MAX_BYTES = 1_000_000
 MESSAGES_MAX = 100
 
 _ENTRY_RE = re.compile(r"(?P<mode>[0-7]{6}) (?P<oid>[0-9a-f]{40,64}) (?P<stage>[123])\t(?P<path>.*)", re.S)
-_OID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BATCH_OK_RE = re.compile(r"[0-9a-f]{40,64} (\w+) (\d+)")
 
 
@@ -171,7 +170,7 @@ async def conflict_evidence(
     # Exit status 1 means "conflicts" only when a tree was written: git 2.39 also exits 1 for an
     # object it cannot merge ("not something we can merge"), with nothing on stdout.
     first = merged.stdout.split("\0", 1)[0].strip()
-    if merged.returncode not in (0, 1) or not _OID_RE.fullmatch(first):
+    if merged.returncode not in (0, 1) or not git.OID_RE.fullmatch(first):
         last = merged.stderr.strip().splitlines()[-1] if merged.stderr.strip() else "no stderr"
         raise GitError(f"git merge-tree failed: {last}", command=["git", *args], stderr=merged.stderr)
     parsed = _parse_merge_tree(merged.stdout)
