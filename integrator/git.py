@@ -8,21 +8,19 @@ GitPython is used where a repository object is convenient (validating a path at 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from integrator import gitlock
+from integrator import gitlock, procs
 from integrator.errors import GitError, InvalidInput
 
 if TYPE_CHECKING:
-    import asyncio
+    pass
 
 DEFAULT_TIMEOUT_S = 120.0
 # An object id: SHA-1 (40 hex) or SHA-256 (64 hex).
@@ -122,7 +120,7 @@ async def _run(
             proc.communicate(input_text.encode() if input_text is not None else None), timeout
         )
     except TimeoutError:
-        _kill_group(proc)
+        procs.kill_group(proc.pid)
         await proc.wait()
         raise GitError(
             f"git {' '.join(args[:2])} timed out after {timeout:.0f}s",
@@ -131,7 +129,7 @@ async def _run(
         ) from None
     except asyncio.CancelledError:
         if proc.returncode is None:
-            _kill_group(proc)
+            procs.kill_group(proc.pid)
             await proc.wait()
         raise
     result = Result(
@@ -140,11 +138,6 @@ async def _run(
     if check and not result.ok:
         raise _raise(args, result.returncode, result.stderr)
     return result
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is already gone
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_sync(

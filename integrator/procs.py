@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,15 @@ def _boot_id() -> str:
         return (_PROC / "sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
     except OSError:
         return "?"
+
+
+def kill_group(pgid: int) -> bool:
+    """SIGKILL the process group ``pgid``; False if it is already gone (or not ours to signal)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def start_stamp(pid: int) -> str | None:

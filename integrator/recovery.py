@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,12 +68,7 @@ class VerifyRecord:
 
 
 def _kill_group(pid: int, stamp: str | None) -> bool:
-    if not procs.alive(pid, stamp):
-        return False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-        return True
-    return False
+    return procs.alive(pid, stamp) and procs.kill_group(pid)
 
 
 def _kill_groups_in(workdir: Path) -> int:
@@ -85,8 +79,7 @@ def _kill_groups_in(workdir: Path) -> int:
             groups.add(os.getpgid(pid))
     groups.discard(os.getpgrp())
     for group in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
+        procs.kill_group(group)
     return len(groups)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from integrator import git, isolation
+from integrator import git, isolation, procs
 from integrator.authority.record import read_record
 from integrator.blocked.evidence import git_failure_evidence, verify_evidence
 from integrator.config import Config
@@ -156,8 +156,7 @@ async def _execute(
         timed_out = True
     finally:
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            procs.kill_group(proc.pid)
             await proc.wait()
     status = -int(signal.SIGKILL) if timed_out else (proc.returncode or 0)
     return status, kept.decode(errors="replace"), timed_out
