@@ -186,3 +186,13 @@ def last_outcome_at(conn: sqlite3.Connection) -> str | None:
         "SELECT MAX(at) AS at FROM transitions WHERE to_status IN ('integrated', 'blocked', 'superseded')",
     )
     return row["at"] if row else None
+
+
+def blocked_reasons(conn: sqlite3.Connection) -> list[tuple[str, str | None]]:
+    """(slug, reason code) of every blocked item, in the order they were blocked."""
+    found = rows(
+        conn,
+        "SELECT c.slug, q.block_reason FROM queue q JOIN candidates c ON c.id = q.candidate_id"
+        " WHERE q.status = 'blocked' ORDER BY q.updated_at, q.id",
+    )
+    return [(str(r["slug"]), r["block_reason"]) for r in found]

@@ -102,7 +102,7 @@ def touched(conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, si
     """
     lookups = [
         (
-            f"SELECT id, status, ready_at, updated_at FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
+            f"SELECT * FROM candidates WHERE {column} IN ({','.join('?' * len(values))})",
             values,
         )
         for column, values in (("slug", slugs), ("branch", branches))
@@ -122,7 +122,7 @@ def touched(conn: sqlite3.Connection, slugs: set[Any], branches: set[Any], *, si
         key=lambda r: (r["updated_at"], -r["id"]),
         reverse=True,
     )
-    return [cand for row in [*live, *done] if (cand := get(conn, row["id"])) is not None]
+    return [_candidate(row) for row in [*live, *done]]
 
 
 def live_for_slug(conn: sqlite3.Connection, slug: str) -> Candidate | None:

@@ -221,8 +221,7 @@ def blocked_evidence(cfg: Config) -> str | None:
     from integrator import followup, queue
 
     def read(conn: sqlite3.Connection) -> tuple[list[tuple[str, str]], list[tuple[str, str | None]]]:
-        blocked = [(item.slug, item.block_reason) for item in queue.by_status(conn, "blocked")]
-        return followup.records(conn), blocked
+        return followup.records(conn), queue.blocked_reasons(conn)
 
     try:
         followups, blocked = read_store(cfg.db, read)
